@@ -1,0 +1,213 @@
+// Pipeline file parsing: YAML text to Pipeline, with every error located.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+
+#include "graph/pipeline.h"
+#include "util/fs.h"
+#include "util/strings.h"
+
+namespace medpipe {
+
+// Implemented in validate.cc: DAG checks and topological ordering.
+Status OrderStages(Pipeline* pipeline, std::vector<std::string>* errors);
+
+namespace {
+
+const std::vector<std::string> kTopKeys = {"name", "workdir", "seed", "stages"};
+const std::vector<std::string> kStageKeys = {"id", "kind", "params", "inputs", "description"};
+
+class Parser {
+ public:
+  Parser(const std::string& path, const KindCatalog& catalog) : path_(path), catalog_(catalog) {}
+
+  Result<Pipeline> Parse(const std::string& text) {
+    YAML::Node root;
+    try {
+      root = YAML::Load(text);
+    } catch (const YAML::Exception& e) {
+      return Status::Config(fmt::format("{}:{}:{}: YAML syntax error: {}", path_, e.mark.line + 1,
+                                        e.mark.column + 1, e.msg));
+    }
+    Pipeline p;
+    p.file = path_;
+    p.dir = fs::absolute(fs::path(path_)).parent_path().lexically_normal();
+    if (!root.IsMap()) {
+      Error(root, "a pipeline file is a mapping with 'name', 'workdir', 'seed' and 'stages'");
+      return Finish(std::move(p));
+    }
+    CheckKeys(root, kTopKeys, "top-level key");
+    p.name = Scalar(root["name"], "name", fs::path(path_).stem().string());
+    std::string workdir = Scalar(root["workdir"], "workdir", "work");
+    p.workdir = fs::path(workdir).is_absolute() ? fs::path(workdir) : p.dir / workdir;
+    p.workdir = p.workdir.lexically_normal();
+    if (YAML::Node seed = root["seed"]; seed) {
+      uint64_t s = 0;
+      if (!seed.IsScalar() || !YAML::convert<uint64_t>::decode(seed, s)) {
+        Error(seed, "seed: expected a non-negative integer");
+      }
+      p.seed = s;
+    }
+    YAML::Node stages = root["stages"];
+    if (!stages) {
+      Error(root, "no 'stages' list");
+    } else if (!stages.IsSequence()) {
+      Error(stages, "'stages' must be a list of stage entries");
+    } else {
+      for (const auto& node : stages) ParseStage(node, &p);
+    }
+    return Finish(std::move(p));
+  }
+
+ private:
+  Result<Pipeline> Finish(Pipeline p) {
+    if (errors_.empty()) OrderStages(&p, &errors_);
+    if (!errors_.empty()) return Status::Config(Join(errors_, "\n"));
+    return p;
+  }
+
+  void Error(const YAML::Node& node, const std::string& message) {
+    errors_.push_back(fmt::format("{}: {}", LocOf(path_, node).ToString(), message));
+  }
+
+  std::string Scalar(const YAML::Node& node, const char* what, std::string fallback) {
+    if (!node) return fallback;
+    if (!node.IsScalar()) {
+      Error(node, fmt::format("{}: expected a string", what));
+      return fallback;
+    }
+    return node.Scalar();
+  }
+
+  void CheckKeys(const YAML::Node& map, const std::vector<std::string>& known, const char* what) {
+    for (const auto& kv : map) {
+      const std::string key = kv.first.Scalar();
+      if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+      std::string hint = ClosestName(key, known);
+      Error(kv.first, fmt::format("unknown {} '{}'{}", what, key,
+                                  hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
+    }
+  }
+
+  void ParseStage(const YAML::Node& node, Pipeline* p) {
+    if (!node.IsMap()) {
+      Error(node, "a stage entry is a mapping with 'id', 'kind', 'params' and 'inputs'");
+      return;
+    }
+    CheckKeys(node, kStageKeys, "stage key");
+    StageDecl d;
+    d.loc = LocOf(path_, node);
+    YAML::Node id = node["id"];
+    if (!id || !id.IsScalar() || id.Scalar().empty()) {
+      Error(node, "stage has no 'id'");
+    } else {
+      d.id = id.Scalar();
+      if (!IsContainedRelativePath(d.id) || d.id.find('/') != std::string::npos || d.id[0] == '.') {
+        Error(id, fmt::format("stage id '{}' must be a plain name (it names a folder in the workdir)", d.id));
+      } else if (!seen_ids_.insert(d.id).second) {
+        Error(id, fmt::format("duplicate stage id '{}'", d.id));
+      }
+    }
+    std::string label = d.id.empty() ? std::string("stage") : "stage '" + d.id + "'";
+    YAML::Node kind = node["kind"];
+    if (!kind || !kind.IsScalar()) {
+      Error(kind ? kind : node, fmt::format("{} has no 'kind'", label));
+    } else {
+      d.kind = kind.Scalar();
+      d.spec = catalog_.FindKind(d.kind);
+      if (!d.spec) {
+        std::string hint = ClosestName(d.kind, catalog_.KindNames());
+        Error(kind, fmt::format("{}: unknown kind '{}'{}", label, d.kind,
+                                hint.empty() ? " (see 'medpipe stages')" : fmt::format(" (did you mean '{}'?)", hint)));
+      }
+    }
+    if (YAML::Node inputs = node["inputs"]; inputs) {
+      if (inputs.IsScalar()) {
+        d.inputs.push_back(inputs.Scalar());
+        d.input_locs.push_back(LocOf(path_, inputs));
+      } else if (inputs.IsSequence()) {
+        for (const auto& in : inputs) {
+          if (!in.IsScalar()) {
+            Error(in, fmt::format("{}: an input is a stage id", label));
+            continue;
+          }
+          d.inputs.push_back(in.Scalar());
+          d.input_locs.push_back(LocOf(path_, in));
+        }
+      } else if (!inputs.IsNull()) {
+        Error(inputs, fmt::format("{}: 'inputs' must be a list of stage ids", label));
+      }
+    }
+    YAML::Node params = node["params"];
+    if (params && !params.IsMap() && !params.IsNull()) {
+      Error(params, fmt::format("{}: 'params' must be a mapping", label));
+      params = YAML::Node();
+    }
+    d.params = Params(d.id, LocOf(path_, params ? params : node));
+    if (d.spec) ParseParams(params, label, &d);
+    p->stages.push_back(std::move(d));
+  }
+
+  void ParseParams(const YAML::Node& params, const std::string& label, StageDecl* d) {
+    std::vector<std::string> names;
+    for (const auto& s : d->spec->params) names.push_back(s.name);
+    if (params && params.IsMap()) {
+      for (const auto& kv : params) {
+        std::string key = kv.first.Scalar();
+        if (std::find(names.begin(), names.end(), key) != names.end()) continue;
+        std::string hint = ClosestName(key, names);
+        Error(kv.first, fmt::format("{}: unknown param '{}' for kind '{}'{}", label, key, d->kind,
+                                    hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
+      }
+    }
+    const std::string base = fs::absolute(fs::path(path_)).parent_path().string();
+    for (const auto& spec : d->spec->params) {
+      YAML::Node value = params && params.IsMap() ? params[spec.name] : YAML::Node();
+      if (!value || value.IsNull()) {
+        if (spec.required) {
+          Error(params ? params : YAML::Node(), fmt::format("{}: missing required param '{}' ({})", label, spec.name,
+                                                            spec.help));
+          continue;
+        }
+        if (spec.default_yaml.empty()) {
+          d->params.Set(spec.name, std::monostate{}, SourceLoc{path_, 0, 0});
+          continue;
+        }
+        Result<ParamValue> v = ConvertParam(spec, YAML::Load(spec.default_yaml), base);
+        if (!v.ok()) {
+          Error(params, fmt::format("kind '{}' has a bad default for '{}': {}", d->kind, spec.name, v.status().message()));
+          continue;
+        }
+        d->params.Set(spec.name, std::move(v).value(), SourceLoc{path_, 0, 0});
+        continue;
+      }
+      Result<ParamValue> v = ConvertParam(spec, value, base);
+      if (!v.ok()) {
+        Error(value, fmt::format("{}: param '{}' ({}): {}", label, spec.name, ParamTypeName(spec.type),
+                                 v.status().message()));
+        continue;
+      }
+      d->params.Set(spec.name, std::move(v).value(), LocOf(path_, value));
+    }
+  }
+
+  const std::string path_;
+  const KindCatalog& catalog_;
+  std::vector<std::string> errors_;
+  std::set<std::string> seen_ids_;
+};
+
+}  // namespace
+
+Result<Pipeline> ParsePipeline(const std::string& text, const std::string& path, const KindCatalog& catalog) {
+  return Parser(path, catalog).Parse(text);
+}
+
+Result<Pipeline> LoadPipeline(const std::string& path, const KindCatalog& catalog) {
+  Result<std::string> text = ReadFile(path);
+  if (!text.ok()) return Status::Config(path + ": cannot read pipeline file: " + text.status().message());
+  return ParsePipeline(*text, path, catalog);
+}
+
+}  // namespace medpipe

@@ -1,0 +1,68 @@
+// A pipeline as parsed from its YAML file: plain structs describing the DAG
+// of stage instances. Execution (TBB, checkpoints) lives in runner/; this is
+// the description, as Acero keeps Declarations apart from ExecPlans.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "graph/params.h"
+#include "util/status.h"
+
+namespace medpipe {
+
+// What a stage kind declares about itself: enough to validate a pipeline file
+// and to list the kinds, without constructing anything.
+struct KindSpec {
+  std::string name;
+  int version = 1;  // bump when the kind's output for the same inputs changes
+  std::string help;
+  std::vector<ParamSpec> params;
+  int min_inputs = 0;
+  int max_inputs = -1;  // -1: no limit
+};
+
+class KindCatalog {
+ public:
+  virtual ~KindCatalog() = default;
+  virtual const KindSpec* FindKind(const std::string& name) const = 0;
+  virtual std::vector<std::string> KindNames() const = 0;
+};
+
+struct StageDecl {
+  std::string id;
+  std::string kind;
+  std::vector<std::string> inputs;  // ids of the stages whose outputs it reads
+  std::vector<SourceLoc> input_locs;  // where each input is written
+  Params params;                    // typed, defaults applied
+  SourceLoc loc;                    // of the stage's entry in the file
+  const KindSpec* spec = nullptr;
+};
+
+struct Pipeline {
+  std::string name;
+  std::string file;                   // the YAML file, as given
+  std::filesystem::path dir;          // its directory: relative paths start here
+  std::filesystem::path workdir;      // absolute
+  uint64_t seed = 0;
+  std::vector<StageDecl> stages;      // in topological order, ties in file order
+
+  // Index of the stage with `id`, or -1.
+  int Find(const std::string& id) const;
+  // Indices of the stages that read stage `i`'s output directly.
+  std::vector<size_t> Dependants(size_t i) const;
+  // `i` and every stage downstream of it, or upstream of it.
+  std::vector<bool> Downstream(size_t i) const;
+  std::vector<bool> Upstream(size_t i) const;
+};
+
+// Parses and validates a pipeline file. Every problem found is reported, one
+// per line as "file:line:col: message", in one kConfig status: unknown kind or
+// param (with the closest known name), a value of the wrong type, missing or
+// duplicate ids, inputs that do not exist, a cycle.
+Result<Pipeline> LoadPipeline(const std::string& path, const KindCatalog& catalog);
+Result<Pipeline> ParsePipeline(const std::string& text, const std::string& path, const KindCatalog& catalog);
+
+}  // namespace medpipe

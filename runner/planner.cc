@@ -1,0 +1,116 @@
+#include "runner/planner.h"
+
+#include <fmt/format.h>
+
+#include "runner/item_journal.h"
+#include "util/hash.h"
+#include "util/strings.h"
+
+namespace medpipe {
+
+std::string StageFingerprint(const StageDecl& decl, uint64_t seed, const std::string& external,
+                             const std::vector<std::string>& input_output_fps) {
+  Hasher h;
+  h.Field("medpipe-stage-v1").Field(decl.kind).Field(std::to_string(decl.spec ? decl.spec->version : 0));
+  h.Field(std::to_string(seed)).Field(external);
+  for (const auto& [name, json] : decl.params.Canonical()) h.Field(name).Field(json);
+  h.Field(std::to_string(input_output_fps.size()));
+  for (const auto& fp : input_output_fps) h.Field(fp);
+  return h.HexDigest();
+}
+
+Verdict Judge(const StageDecl& decl, const fs::path& stage_dir, uint64_t seed, const std::string& external,
+              const std::map<std::string, std::string>& input_output_fps, const std::string& fingerprint) {
+  Result<CommitRecord> prev = ReadCommit(stage_dir);
+  if (!prev.ok()) {
+    if (prev.status().code() == Status::Code::kNotFound) return {false, "never run"};
+    return {false, prev.status().message()};
+  }
+  if (prev->fingerprint == fingerprint) {
+    Result<std::vector<FileRecord>> files = ReadManifest(stage_dir);
+    if (!files.ok()) return {false, "manifest unreadable: " + files.status().message()};
+    std::string changed = CheckOutputs(stage_dir, *files);
+    if (!changed.empty()) return {false, changed};
+    return {true, "up to date"};
+  }
+  std::vector<std::string> why;
+  int version = decl.spec ? decl.spec->version : 0;
+  if (prev->kind != decl.kind) why.push_back("kind changed");
+  else if (prev->kind_version != version) why.push_back(fmt::format("kind {} changed version", decl.kind));
+  std::map<std::string, std::string> params = decl.params.Canonical();
+  for (const auto& [name, json] : params) {
+    auto it = prev->params.find(name);
+    if (it == prev->params.end() || it->second != json) why.push_back("params." + name + " changed");
+  }
+  for (const auto& [name, json] : prev->params) {
+    if (!params.count(name)) why.push_back("params." + name + " removed");
+  }
+  if (prev->seed != seed) why.push_back("seed changed");
+  for (const auto& in : decl.inputs) {
+    auto it = prev->inputs.find(in);
+    auto now = input_output_fps.find(in);
+    if (it == prev->inputs.end()) why.push_back("input " + in + " added");
+    else if (now != input_output_fps.end() && it->second != now->second) why.push_back("input " + in + " changed");
+  }
+  for (const auto& [in, fp] : prev->inputs) {
+    if (!input_output_fps.count(in)) why.push_back("input " + in + " removed");
+  }
+  if (prev->external != external) why.push_back("source files changed");
+  if (why.empty()) why.push_back("fingerprint changed");
+  return {false, Join(why, ", ")};
+}
+
+std::vector<StageReport> InspectPipeline(const Pipeline& p, const std::vector<std::unique_ptr<Stage>>& stages) {
+  std::vector<StageReport> out(p.stages.size());
+  std::vector<std::string> output_fp(p.stages.size());
+  for (size_t i = 0; i < p.stages.size(); ++i) {
+    const StageDecl& d = p.stages[i];
+    fs::path dir = p.workdir / d.id;
+    StageReport& r = out[i];
+    Result<CommitRecord> commit = ReadCommit(dir);
+    if (commit.ok()) r.commit = *commit;
+    if (auto j = ItemJournal::Open(DefaultDisk(), dir); j.ok()) r.journaled_items = (*j)->loaded();
+
+    std::vector<std::string> not_done;
+    std::map<std::string, std::string> input_fps;
+    std::vector<std::string> fps;
+    for (const auto& in : d.inputs) {
+      size_t j = static_cast<size_t>(p.Find(in));
+      if (out[j].state != "done") not_done.push_back(in);
+      input_fps[in] = output_fp[j];
+      fps.push_back(output_fp[j]);
+    }
+    Result<FailureRecord> failure = ReadFailure(dir);
+    if (!commit.ok()) {
+      if (failure.ok()) {
+        r.state = "failed";
+        r.reason = failure->reason;
+      } else if (r.journaled_items > 0) {
+        r.state = "incomplete";
+        r.reason = fmt::format("interrupted with {} items done", r.journaled_items);
+      } else {
+        r.state = "never run";
+      }
+      continue;
+    }
+    if (!not_done.empty()) {
+      r.state = "stale";
+      r.reason = "input " + Join(not_done, ", ") + " not done";
+      continue;
+    }
+    Result<std::string> external = stages[i]->ExternalFingerprint();
+    if (!external.ok()) {
+      r.state = "stale";
+      r.reason = external.status().message();
+      continue;
+    }
+    std::string fp = StageFingerprint(d, p.seed, *external, fps);
+    Verdict v = Judge(d, dir, p.seed, *external, input_fps, fp);
+    r.state = v.up_to_date ? "done" : "stale";
+    r.reason = v.up_to_date ? "" : v.reason;
+    if (v.up_to_date) output_fp[i] = commit->output_fingerprint;
+  }
+  return out;
+}
+
+}  // namespace medpipe

@@ -1,0 +1,44 @@
+// Deciding what is done: stage fingerprints, and the verdict on a stage's
+// commit record with the reason a user reads ("params.ratio changed").
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "graph/pipeline.h"
+#include "runner/checkpoint.h"
+#include "stages/stage.h"
+
+namespace medpipe {
+
+// Covers the stage kind and its version, the canonical params, the seed, the
+// external sources' fingerprint and the output fingerprints of the inputs,
+// in input order.
+std::string StageFingerprint(const StageDecl& decl, uint64_t seed, const std::string& external,
+                             const std::vector<std::string>& input_output_fps);
+
+struct Verdict {
+  bool up_to_date = false;
+  std::string reason;  // why not up to date, or "up to date"
+};
+
+// Judges the commit record in `stage_dir` against the stage as configured
+// now. Stats the recorded outputs only when everything else matches.
+Verdict Judge(const StageDecl& decl, const fs::path& stage_dir, uint64_t seed, const std::string& external,
+              const std::map<std::string, std::string>& input_output_fps, const std::string& fingerprint);
+
+// What `medpipe status` shows for one stage.
+struct StageReport {
+  std::string state;  // "done", "stale", "never run", "incomplete", "failed"
+  std::string reason;
+  std::optional<CommitRecord> commit;
+  size_t journaled_items = 0;
+};
+
+// Reports every stage from what is on disk, without running anything.
+std::vector<StageReport> InspectPipeline(const Pipeline& pipeline,
+                                         const std::vector<std::unique_ptr<Stage>>& stages);
+
+}  // namespace medpipe

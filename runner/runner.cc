@@ -1,0 +1,330 @@
+#include "runner/runner.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <tbb/flow_graph.h>
+#include <tbb/global_control.h>
+#include <tbb/task_arena.h>
+
+#include <chrono>
+#include <set>
+#include <thread>
+
+#include "runner/item_journal.h"
+#include "runner/planner.h"
+#include "runner/progress.h"
+#include "util/strings.h"
+
+namespace medpipe {
+
+namespace {
+
+using State = StageOutcome::State;
+
+// Holds an exclusive flock on <workdir>/.medpipe/lock for the life of a run,
+// so two runs never write one workdir at once.
+class WorkdirLock {
+ public:
+  ~WorkdirLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Status Acquire(const fs::path& workdir) {
+    MEDPIPE_RETURN_IF_ERROR(DefaultDisk()->CreateDirs(workdir / kMetaDir));
+    fs::path path = workdir / kMetaDir / "lock";
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) return Status::IOError("cannot open " + path.string());
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      return Status::Config("another medpipe run is using " + workdir.string());
+    }
+    return Status::OK();
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// Removes files in `dir` that the stage did not write this time (leftovers of
+// earlier params, temp files of a killed attempt), so the folder holds exactly
+// the recorded outputs whatever its history.
+Status CollectGarbage(const fs::path& dir, const std::vector<FileRecord>& files) {
+  std::set<std::string> keep;
+  for (const auto& f : files) keep.insert(f.path);
+  std::vector<fs::path> remove, dirs;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    const fs::path& path = it->path();
+    std::string rel = path.lexically_relative(dir).string();
+    if (rel == kMetaDir) {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (it->is_directory(ec) && !it->is_symlink(ec)) {
+      dirs.push_back(path);
+    } else if (!keep.count(rel)) {
+      remove.push_back(path);
+    }
+  }
+  if (ec) return Status::IOError("cannot list " + dir.string() + ": " + ec.message());
+  for (const auto& path : remove) fs::remove(path, ec);
+  for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
+    if (fs::is_empty(*it, ec)) fs::remove(*it, ec);
+  }
+  return Status::OK();
+}
+
+class Execution {
+ public:
+  Execution(const Pipeline& p, const std::vector<std::unique_ptr<Stage>>& stages, const RunOptions& o,
+            ProgressBoard* board)
+      : p_(p), stages_(stages), o_(o), disk_(o.disk ? o.disk : DefaultDisk()), board_(board),
+        outcomes_(p.stages.size()), selected_(p.stages.size(), true), forced_(p.stages.size(), false) {}
+
+  Status Select() {
+    auto find = [&](const std::string& id, const char* flag) -> Result<size_t> {
+      int i = p_.Find(id);
+      if (i < 0) {
+        std::vector<std::string> ids;
+        for (const auto& s : p_.stages) ids.push_back(s.id);
+        std::string hint = ClosestName(id, ids);
+        return Status::Config(fmt::format("{} {}: no such stage in {}{}", flag, id, p_.file,
+                                          hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
+      }
+      return static_cast<size_t>(i);
+    };
+    if (!o_.until.empty()) {
+      MEDPIPE_ASSIGN_OR_RETURN(size_t u, find(o_.until, "--until"));
+      selected_ = p_.Upstream(u);
+    }
+    if (!o_.from.empty()) {
+      MEDPIPE_ASSIGN_OR_RETURN(size_t f, find(o_.from, "--from"));
+      std::vector<bool> down = p_.Downstream(f);
+      for (size_t i = 0; i < down.size(); ++i) forced_[i] = forced_[i] || (down[i] && selected_[i]);
+    }
+    for (const auto& id : o_.force) {
+      MEDPIPE_ASSIGN_OR_RETURN(size_t f, find(id, "--force"));
+      forced_[f] = true;
+    }
+    if (!o_.only.empty()) {
+      MEDPIPE_ASSIGN_OR_RETURN(size_t only, find(o_.only, "--only"));
+      std::fill(selected_.begin(), selected_.end(), false);
+      selected_[only] = true;
+      forced_[only] = true;
+      for (const auto& in : p_.stages[only].inputs) {
+        Result<CommitRecord> c = ReadCommit(p_.workdir / in);
+        if (!c.ok()) {
+          return Status::Config(fmt::format("--only {}: input '{}' has no checkpoint ({}); run it first", o_.only, in,
+                                            c.status().code() == Status::Code::kNotFound ? "never run"
+                                                                                          : c.status().message()));
+        }
+        outcomes_[static_cast<size_t>(p_.Find(in))].output_fingerprint = c->output_fingerprint;
+      }
+    }
+    return Status::OK();
+  }
+
+  // Runs the selected stages: in the flow graph, or in order for a dry run.
+  void Go() {
+    if (o_.dry_run) {
+      for (size_t i = 0; i < p_.stages.size(); ++i) {
+        if (selected_[i]) Execute(i);
+      }
+      return;
+    }
+    tbb::flow::graph g;
+    tbb::flow::broadcast_node<tbb::flow::continue_msg> start(g);
+    std::vector<std::unique_ptr<tbb::flow::continue_node<tbb::flow::continue_msg>>> nodes(p_.stages.size());
+    for (size_t i = 0; i < p_.stages.size(); ++i) {
+      if (!selected_[i]) continue;
+      // Stage bodies are plain calls; every failure becomes an outcome inside
+      // Execute, so nothing escapes into the graph and independent branches
+      // always finish.
+      nodes[i] = std::make_unique<tbb::flow::continue_node<tbb::flow::continue_msg>>(
+          g, [this, i](const tbb::flow::continue_msg&) { Execute(i); });
+    }
+    for (size_t i = 0; i < p_.stages.size(); ++i) {
+      if (!nodes[i]) continue;
+      bool has_pred = false;
+      for (const auto& in : p_.stages[i].inputs) {
+        size_t j = static_cast<size_t>(p_.Find(in));
+        if (nodes[j]) {
+          tbb::flow::make_edge(*nodes[j], *nodes[i]);
+          has_pred = true;
+        }
+      }
+      if (!has_pred) tbb::flow::make_edge(start, *nodes[i]);
+    }
+    start.try_put(tbb::flow::continue_msg());
+    g.wait_for_all();
+  }
+
+  RunSummary Summary() const {
+    RunSummary s;
+    s.outcomes = outcomes_;
+    for (const auto& o : outcomes_) {
+      if (o.state == State::kCancelled) s.exit_code = 130;
+      if ((o.state == State::kFailed || o.state == State::kBlocked) && s.exit_code == 0) s.exit_code = 1;
+    }
+    return s;
+  }
+
+ private:
+  void Execute(size_t i) {
+    StageOutcome& out = outcomes_[i];
+    try {
+      ExecuteUnsafe(i, out);
+    } catch (const std::exception& e) {
+      Fail(i, out, std::string("unexpected error: ") + e.what());
+    } catch (...) {
+      Fail(i, out, "unexpected error");
+    }
+  }
+
+  void Fail(size_t i, StageOutcome& out, const std::string& reason) {
+    out.state = State::kFailed;
+    out.reason = reason;
+    if (!o_.dry_run) WriteFailure(disk_, p_.workdir / p_.stages[i].id, FailureRecord{reason, UtcNow()});
+    board_->Log(fmt::format("FAILED {}: {}", p_.stages[i].id, reason));
+  }
+
+  void ExecuteUnsafe(size_t i, StageOutcome& out) {
+    const StageDecl& d = p_.stages[i];
+    const fs::path dir = p_.workdir / d.id;
+    std::map<std::string, std::string> input_fps;
+    std::vector<std::string> fps;
+    std::vector<InputArtifact> artifacts;
+    for (const auto& in : d.inputs) {
+      const StageOutcome& up = outcomes_[static_cast<size_t>(p_.Find(in))];
+      if (up.state == State::kFailed || up.state == State::kBlocked || up.state == State::kCancelled) {
+        out.state = up.state == State::kCancelled ? State::kCancelled : State::kBlocked;
+        out.reason = "input " + in + (up.state == State::kCancelled ? " was interrupted" : " failed");
+        return;
+      }
+      if (up.state == State::kWouldRun) {
+        out.state = State::kWouldRun;
+        out.reason = "input " + in + " will run";
+        board_->Log(fmt::format("would run {}: {}", d.id, out.reason));
+        return;
+      }
+      input_fps[in] = up.output_fingerprint;
+      fps.push_back(up.output_fingerprint);
+      artifacts.push_back(InputArtifact{in, p_.workdir / in});
+    }
+    if (o_.cancel && o_.cancel->load()) {
+      out.state = State::kCancelled;
+      out.reason = "interrupted before it started";
+      return;
+    }
+    Result<std::string> external = stages_[i]->ExternalFingerprint();
+    if (!external.ok()) return Fail(i, out, external.status().message());
+    const std::string fp = StageFingerprint(d, p_.seed, *external, fps);
+
+    std::string reason;
+    if (forced_[i]) {
+      reason = "forced";
+    } else {
+      Verdict v = Judge(d, dir, p_.seed, *external, input_fps, fp);
+      if (v.up_to_date) {
+        out.state = State::kSkipped;
+        out.reason = "up to date";
+        out.output_fingerprint = ReadCommit(dir)->output_fingerprint;
+        board_->Log(fmt::format("skip {}: up to date", d.id));
+        return;
+      }
+      reason = v.reason;
+    }
+    if (o_.dry_run) {
+      out.state = State::kWouldRun;
+      out.reason = reason;
+      board_->Log(fmt::format("would run {}: {}", d.id, reason));
+      return;
+    }
+
+    board_->Log(fmt::format("run {} ({}): {}", d.id, d.kind, reason));
+    auto t0 = std::chrono::steady_clock::now();
+    Status s = InvalidateCommit(dir);
+    if (s.ok() && forced_[i]) s = disk_->Remove(ItemJournal::PathFor(dir));
+    if (s.ok()) s = disk_->CreateDirs(MetaDir(dir));
+    if (!s.ok()) return Fail(i, out, s.message());
+
+    std::shared_ptr<Progress> progress = board_->Begin(d.id);
+    StageContext ctx(d.id, p_.seed, dir, artifacts, disk_, progress, o_.cancel);
+    s = stages_[i]->Run(ctx);
+    if (s.ok()) s = ctx.WriteReport();
+    board_->End(progress);
+    out.items = ctx.item_counts();
+    if (!s.ok()) {
+      if (s.code() == Status::Code::kCancelled) {
+        out.state = State::kCancelled;
+        out.reason = "interrupted";
+        board_->Log(fmt::format("interrupted {}: finished items are kept", d.id));
+        return;
+      }
+      return Fail(i, out, s.message());
+    }
+
+    std::vector<FileRecord> files = ctx.TakeFiles();
+    s = CollectGarbage(dir, files);
+    if (s.ok()) s = WriteManifest(disk_, dir, files);
+    CommitRecord rec;
+    rec.kind = d.kind;
+    rec.kind_version = d.spec ? d.spec->version : 0;
+    rec.fingerprint = fp;
+    rec.output_fingerprint = OutputFingerprint(files);
+    rec.params = d.params.Canonical();
+    rec.inputs = input_fps;
+    rec.external = *external;
+    rec.seed = p_.seed;
+    rec.items = out.items;
+    rec.counters = ctx.counters();
+    rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    rec.finished_at = UtcNow();
+    if (s.ok()) s = WriteCommit(disk_, dir, rec);
+    if (!s.ok()) return Fail(i, out, s.message());
+    std::error_code ec;
+    fs::remove(MetaDir(dir) / "failed.json", ec);
+
+    out.state = State::kRan;
+    out.reason = reason;
+    out.output_fingerprint = rec.output_fingerprint;
+    out.seconds = rec.seconds;
+    std::string items = out.items.total > 0 ? fmt::format(", {} items ({} resumed, {} failed)", out.items.total,
+                                                          out.items.resumed, out.items.failed)
+                                            : "";
+    board_->Log(fmt::format("done {} in {}{}", d.id, HumanDuration(rec.seconds), items));
+  }
+
+  const Pipeline& p_;
+  const std::vector<std::unique_ptr<Stage>>& stages_;
+  const RunOptions& o_;
+  Disk* disk_;
+  ProgressBoard* board_;
+  std::vector<StageOutcome> outcomes_;
+  std::vector<bool> selected_;
+  std::vector<bool> forced_;
+};
+
+}  // namespace
+
+Result<RunSummary> RunPipeline(const Pipeline& p, const std::vector<std::unique_ptr<Stage>>& stages,
+                               const RunOptions& o) {
+  WorkdirLock lock;
+  if (!o.dry_run) MEDPIPE_RETURN_IF_ERROR(lock.Acquire(p.workdir));
+  ProgressBoard board(o.live_progress && !o.dry_run,
+                      o.dry_run ? std::string() : (p.workdir / kMetaDir / "run.log").string());
+  Execution exec(p, stages, o, &board);
+  MEDPIPE_RETURN_IF_ERROR(exec.Select());
+  int threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
+  if (!o.dry_run) board.Log(fmt::format("medpipe: pipeline {} ({} stages, {} threads)", p.name, p.stages.size(), threads));
+  // The global control bounds every TBB algorithm in the process; the arena
+  // is where the graph and all per-item loops inside stages run.
+  tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(threads));
+  tbb::task_arena arena(threads);
+  arena.execute([&] { exec.Go(); });
+  return exec.Summary();
+}
+
+}  // namespace medpipe

@@ -1,0 +1,239 @@
+#include "runner/stage_context.h"
+
+#include <fmt/format.h>
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+
+#include "dataset/coco_io.h"
+#include "util/hash.h"
+
+namespace medpipe {
+
+namespace {
+
+Result<FileRecord> RecordOf(const fs::path& dir, const std::string& rel, std::string hash) {
+  FileStat st = StatPath(dir / rel);
+  if (!st.exists) return Status::IOError((dir / rel).string() + ": vanished right after it was written");
+  return FileRecord{rel, st.size, st.mtime_ns, std::move(hash)};
+}
+
+Status CheckRel(const std::string& rel) {
+  if (!IsContainedRelativePath(rel) || rel.rfind(kMetaDir, 0) == 0) {
+    return Status::Invalid("output path '" + rel + "' would leave the stage folder");
+  }
+  return Status::OK();
+}
+
+// Crash tests set MEDPIPE_DEBUG_ITEM_DELAY_MS to slow each item down, so that
+// a kill lands mid-stage at a chosen point.
+int DebugItemDelayMs() {
+  static const int ms = [] {
+    const char* v = std::getenv("MEDPIPE_DEBUG_ITEM_DELAY_MS");
+    return v ? std::atoi(v) : 0;
+  }();
+  return ms;
+}
+
+bool IsFatal(const Status& s) {
+  return s.code() == Status::Code::kIOError || s.code() == Status::Code::kCancelled;
+}
+
+}  // namespace
+
+Status ItemOutput::WriteFile(const std::string& rel, std::string_view bytes) {
+  MEDPIPE_RETURN_IF_ERROR(CheckRel(rel));
+  MEDPIPE_RETURN_IF_ERROR(disk_->WriteAtomic(dir_ / rel, bytes, /*sync=*/false));
+  MEDPIPE_ASSIGN_OR_RETURN(FileRecord rec, RecordOf(dir_, rel, HashBytes(bytes)));
+  files_.push_back(std::move(rec));
+  return Status::OK();
+}
+
+Status ItemOutput::Symlink(const std::string& rel, const fs::path& target) {
+  MEDPIPE_RETURN_IF_ERROR(CheckRel(rel));
+  MEDPIPE_RETURN_IF_ERROR(disk_->SymlinkAtomic(dir_ / rel, target));
+  MEDPIPE_ASSIGN_OR_RETURN(FileRecord rec, RecordOf(dir_, rel, HashBytes("symlink:" + target.string())));
+  files_.push_back(std::move(rec));
+  return Status::OK();
+}
+
+StageContext::StageContext(std::string id, uint64_t seed, fs::path dir, std::vector<InputArtifact> inputs, Disk* disk,
+                           std::shared_ptr<Progress> progress, const std::atomic<bool>* cancel)
+    : id_(std::move(id)),
+      seed_(seed),
+      dir_(std::move(dir)),
+      inputs_(std::move(inputs)),
+      disk_(disk),
+      progress_(std::move(progress)),
+      cancel_(cancel) {}
+
+Result<Dataset> StageContext::ReadInputDataset(size_t i) const {
+  return ReadCoco(inputs_.at(i).dir / "dataset.json");
+}
+
+Status StageContext::Record(std::vector<FileRecord> files) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& f : files) files_.push_back(std::move(f));
+  return Status::OK();
+}
+
+Status StageContext::WriteOutput(const std::string& rel, std::string_view bytes) {
+  ItemOutput out(disk_, dir_);
+  MEDPIPE_RETURN_IF_ERROR(out.WriteFile(rel, bytes));
+  return Record(std::move(out.files_));
+}
+
+Status StageContext::WriteDataset(const Dataset& dataset) { return WriteOutput("dataset.json", SerializeCoco(dataset)); }
+
+Result<std::vector<ItemResult>> StageContext::RunItems(const std::vector<ItemTask>& tasks, const ItemWork& work) {
+  if (!journal_) {
+    MEDPIPE_ASSIGN_OR_RETURN(journal_, ItemJournal::Open(disk_, dir_));
+  }
+  progress_->SetTotal(static_cast<int64_t>(tasks.size()));
+  std::vector<ItemResult> results(tasks.size());
+  std::vector<ItemRecord> records(tasks.size());
+  std::atomic<bool> stop{false};
+  std::mutex fatal_mu;
+  Status fatal;
+  std::atomic<int64_t> done{0}, resumed{0}, failed{0};
+
+  auto one = [&](size_t i) {
+    if (stop.load() || cancelled()) {
+      stop.store(true);
+      return;
+    }
+    const ItemTask& task = tasks[i];
+    ItemRecord& rec = records[i];
+    const ItemRecord* prev = journal_->Find(task.key);
+    if (prev && prev->fingerprint == task.fingerprint && CheckOutputs(dir_, prev->files).empty()) {
+      rec = *prev;
+      results[i] = ItemResult{rec.ok, rec.payload, rec.error, /*resumed=*/true};
+      resumed.fetch_add(1);
+    } else {
+      if (int ms = DebugItemDelayMs(); ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+      ItemOutput out(disk_, dir_);
+      Result<std::string> r = work(i, out);
+      if (!r.ok() && IsFatal(r.status())) {
+        std::lock_guard<std::mutex> lock(fatal_mu);
+        if (fatal.ok()) fatal = r.status().WithContext("item " + task.key);
+        stop.store(true);
+        return;
+      }
+      rec.key = task.key;
+      rec.fingerprint = task.fingerprint;
+      rec.ok = r.ok();
+      rec.payload = r.ok() ? r.value() : std::string();
+      rec.error = r.ok() ? std::string() : r.status().message();
+      rec.files = std::move(out.files_);
+      if (Status s = journal_->Append(rec); !s.ok()) {
+        std::lock_guard<std::mutex> lock(fatal_mu);
+        if (fatal.ok()) fatal = s;
+        stop.store(true);
+        return;
+      }
+      results[i] = ItemResult{rec.ok, rec.payload, rec.error, /*resumed=*/false};
+      done.fetch_add(1);
+    }
+    if (!rec.ok) {
+      failed.fetch_add(1);
+      Problem(task.key, rec.error);
+    }
+    progress_->Advance();
+  };
+  tbb::parallel_for(size_t{0}, tasks.size(), one);
+
+  if (!fatal.ok()) return fatal;
+  if (stop.load() || cancelled()) return Status::Cancelled("interrupted");
+
+  // Keep the journal to exactly the current items: it stays as small as the
+  // stage, and a deleted output can still be redone alone on the next run.
+  MEDPIPE_RETURN_IF_ERROR(journal_->Compact(records));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    counts_.total += static_cast<int64_t>(tasks.size());
+    counts_.done += done.load();
+    counts_.resumed += resumed.load();
+    counts_.failed += failed.load();
+    for (auto& rec : records) {
+      for (auto& f : rec.files) files_.push_back(f);
+    }
+  }
+  return results;
+}
+
+void StageContext::Problem(const std::string& item, const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  problems_.emplace_back(item, reason);
+}
+
+void StageContext::Count(const std::string& counter, int64_t delta) {
+  std::lock_guard<std::mutex> lock(mu_);
+  counters_[counter] += delta;
+}
+
+std::map<std::string, int64_t> StageContext::counters() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return counters_;
+}
+
+std::vector<FileRecord> StageContext::TakeFiles() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<FileRecord> out = std::move(files_);
+  files_.clear();
+  std::sort(out.begin(), out.end(), [](const FileRecord& a, const FileRecord& b) { return a.path < b.path; });
+  // A path written twice (an item redone in the same attempt) keeps its last record.
+  std::vector<FileRecord> unique;
+  for (auto& f : out) {
+    if (!unique.empty() && unique.back().path == f.path) {
+      unique.back() = std::move(f);
+    } else {
+      unique.push_back(std::move(f));
+    }
+  }
+  return unique;
+}
+
+Status StageContext::WriteReport() {
+  std::vector<std::pair<std::string, std::string>> problems;
+  std::map<std::string, int64_t> counters;
+  ItemCounts counts;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    problems = problems_;
+    counters = counters_;
+    counts = counts_;
+  }
+  std::sort(problems.begin(), problems.end());
+  rapidjson::StringBuffer buf;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buf);
+  w.SetIndent(' ', 2);
+  w.StartObject();
+  w.Key("stage"), w.String(id_.c_str());
+  w.Key("items"), w.Int64(counts.total);
+  w.Key("failed"), w.Int64(counts.failed);
+  w.Key("counters");
+  w.StartObject();
+  for (const auto& [k, v] : counters) {
+    w.Key(k.c_str());
+    w.Int64(v);
+  }
+  w.EndObject();
+  w.Key("problems");
+  w.StartArray();
+  for (const auto& [item, reason] : problems) {
+    w.StartObject();
+    w.Key("item"), w.String(item.c_str());
+    w.Key("reason"), w.String(reason.c_str());
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return WriteOutput("report.json", std::string(buf.GetString(), buf.GetSize()) + "\n");
+}
+
+}  // namespace medpipe

@@ -1,0 +1,125 @@
+// StageContext: everything a running stage may touch, and nothing about
+// checkpoints. The runner makes one per attempt; the stage reads its inputs,
+// writes its outputs and reports per-item problems through it. Fingerprints,
+// commit records and skipping stay in the runner; per-item resume is the
+// RunItems helper below, shared by every per-item stage.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "dataset/dataset.h"
+#include "runner/checkpoint.h"
+#include "runner/item_journal.h"
+#include "runner/progress.h"
+#include "util/fs.h"
+#include "util/status.h"
+
+namespace medpipe {
+
+// Output files of one item, written through the runner so they are atomic,
+// hashed once as written, and recorded in the item's journal line.
+class ItemOutput {
+ public:
+  // Writes `bytes` to <stage dir>/<rel>.
+  // REQUIRES: `rel` passes IsContainedRelativePath (else kInvalid).
+  Status WriteFile(const std::string& rel, std::string_view bytes);
+  // Makes <stage dir>/<rel> a symlink to `target` (relative targets are
+  // relative to the link's folder, as symlink(2) reads them).
+  Status Symlink(const std::string& rel, const fs::path& target);
+
+ private:
+  friend class StageContext;
+  ItemOutput(Disk* disk, const fs::path& dir) : disk_(disk), dir_(dir) {}
+  Disk* disk_;
+  const fs::path& dir_;
+  std::vector<FileRecord> files_;
+};
+
+struct ItemTask {
+  std::string key;          // unique and stable across runs, e.g. a source path
+  std::string fingerprint;  // everything the item's result depends on
+};
+
+struct ItemResult {
+  bool ok = false;
+  std::string payload;  // the work function's result, from this run or the journal
+  std::string error;    // when !ok
+  bool resumed = false;
+};
+
+// Per-item work: returns the item's payload, or a Status. kIOError and
+// kCancelled end the stage; every other error is a per-item problem, recorded
+// and counted, and the stage goes on.
+using ItemWork = std::function<Result<std::string>(size_t index, ItemOutput& out)>;
+
+struct InputArtifact {
+  std::string id;
+  fs::path dir;  // the input stage's folder; dataset file names are relative to it
+};
+
+class StageContext {
+ public:
+  StageContext(std::string id, uint64_t seed, fs::path dir, std::vector<InputArtifact> inputs, Disk* disk,
+               std::shared_ptr<Progress> progress, const std::atomic<bool>* cancel);
+
+  const std::string& id() const { return id_; }
+  uint64_t seed() const { return seed_; }
+  const fs::path& dir() const { return dir_; }
+  const std::vector<InputArtifact>& inputs() const { return inputs_; }
+  Disk* disk() const { return disk_; }
+  bool cancelled() const { return cancel_ && cancel_->load(); }
+
+  // Reads input `i`'s dataset.json.
+  Result<Dataset> ReadInputDataset(size_t i) const;
+
+  // Stage-level outputs (not per item), atomic and recorded.
+  Status WriteOutput(const std::string& rel, std::string_view bytes);
+  Status WriteDataset(const Dataset& dataset);  // as "dataset.json"
+
+  // Runs `work` for every task in parallel on the run's TBB arena, taking
+  // from the journal the items an earlier attempt finished. Results are in
+  // task order whatever the thread count. Fails only with what ends the
+  // stage (I/O error, cancel); per-item failures are in the results.
+  Result<std::vector<ItemResult>> RunItems(const std::vector<ItemTask>& tasks, const ItemWork& work);
+
+  // A per-item problem for report.json. Thread-safe.
+  void Problem(const std::string& item, const std::string& reason);
+  // Adds to a named counter kept in report.json and the commit record.
+  void Count(const std::string& counter, int64_t delta = 1);
+
+  Progress& progress() { return *progress_; }
+
+  // For the runner: everything written, the counts, and the report.
+  std::vector<FileRecord> TakeFiles();
+  const ItemCounts& item_counts() const { return counts_; }
+  std::map<std::string, int64_t> counters() const;
+  // Writes report.json (counters and problems, sorted): the stage's record
+  // of what went wrong per item.
+  Status WriteReport();
+
+ private:
+  Status Record(std::vector<FileRecord> files);
+
+  const std::string id_;
+  const uint64_t seed_;
+  const fs::path dir_;
+  const std::vector<InputArtifact> inputs_;
+  Disk* const disk_;
+  std::shared_ptr<Progress> progress_;
+  const std::atomic<bool>* cancel_;
+  std::unique_ptr<ItemJournal> journal_;
+
+  mutable std::mutex mu_;
+  std::vector<FileRecord> files_;
+  std::vector<std::pair<std::string, std::string>> problems_;
+  std::map<std::string, int64_t> counters_;
+  ItemCounts counts_;
+};
+
+}  // namespace medpipe

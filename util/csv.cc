@@ -1,0 +1,99 @@
+#include "util/csv.h"
+
+#include "util/fs.h"
+
+namespace medpipe {
+
+int CsvTable::Column(std::string_view name) const {
+  for (size_t i = 0; i < header.size(); ++i) {
+    if (header[i] == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+CsvTable ParseCsv(std::string_view text, std::string path) {
+  CsvTable table;
+  table.path = std::move(path);
+  if (text.size() >= 3 && text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);  // BOM
+
+  size_t pos = 0;
+  size_t line = 1;
+  bool have_header = false;
+  while (pos < text.size()) {
+    CsvRow row;
+    row.line = line;
+    std::string field;
+    bool bad = false;
+    std::string bad_reason;
+    for (;;) {
+      field.clear();
+      if (pos < text.size() && text[pos] == '"') {
+        ++pos;
+        for (;;) {
+          if (pos >= text.size()) {
+            bad = true;
+            bad_reason = "unterminated quoted field";
+            break;
+          }
+          char c = text[pos++];
+          if (c == '"') {
+            if (pos < text.size() && text[pos] == '"') {
+              field.push_back('"');
+              ++pos;
+            } else {
+              break;
+            }
+          } else {
+            if (c == '\n') ++line;
+            field.push_back(c);
+          }
+        }
+        // Characters between a closing quote and the delimiter are kept, as
+        // Python's csv module does.
+        while (pos < text.size() && text[pos] != ',' && text[pos] != '\n' && text[pos] != '\r') {
+          field.push_back(text[pos++]);
+        }
+      } else {
+        size_t end = text.find_first_of(",\r\n", pos);
+        if (end == std::string_view::npos) end = text.size();
+        field.assign(text.substr(pos, end - pos));
+        pos = end;
+      }
+      row.fields.push_back(field);
+      if (pos < text.size() && text[pos] == ',') {
+        ++pos;
+        continue;
+      }
+      break;
+    }
+    if (pos < text.size() && text[pos] == '\r') ++pos;
+    if (pos < text.size() && text[pos] == '\n') ++pos;
+    ++line;
+
+    bool blank = row.fields.size() == 1 && row.fields[0].empty();
+    if (blank && !bad) continue;
+    if (!have_header) {
+      table.header = std::move(row.fields);
+      have_header = true;
+      continue;
+    }
+    if (!bad && row.fields.size() != table.header.size()) {
+      bad = true;
+      bad_reason = "expected " + std::to_string(table.header.size()) + " fields, found " +
+                   std::to_string(row.fields.size());
+    }
+    if (bad) {
+      table.errors.push_back(table.path + ":" + std::to_string(row.line) + ": " + bad_reason);
+      continue;
+    }
+    table.rows.push_back(std::move(row));
+  }
+  return table;
+}
+
+Result<CsvTable> ReadCsv(const std::string& path) {
+  MEDPIPE_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  return ParseCsv(text, path);
+}
+
+}  // namespace medpipe

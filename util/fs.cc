@@ -1,0 +1,207 @@
+#include "util/fs.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+namespace medpipe {
+
+namespace {
+
+std::atomic<uint64_t> g_temp_counter{0};
+
+fs::path TempSibling(const fs::path& path) {
+  return path.parent_path() /
+         (".tmp-" + path.filename().string() + "." + std::to_string(getpid()) + "." +
+          std::to_string(g_temp_counter.fetch_add(1)));
+}
+
+Status Errno(const std::string& what, const fs::path& path) {
+  return Status::IOError(what + " " + path.string() + ": " + std::strerror(errno));
+}
+
+Status SyncDir(const fs::path& dir) {
+  int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return Errno("cannot open directory", dir);
+  int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return Errno("cannot fsync directory", dir);
+  return Status::OK();
+}
+
+class PosixAppendFile : public AppendFile {
+ public:
+  PosixAppendFile(int fd, fs::path path) : fd_(fd), path_(std::move(path)) {}
+  ~PosixAppendFile() override { ::close(fd_); }
+  Status Append(std::string_view record) override {
+    const char* p = record.data();
+    size_t left = record.size();
+    while (left > 0) {
+      ssize_t n = ::write(fd_, p, left);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return Errno("cannot append to", path_);
+      }
+      p += n;
+      left -= static_cast<size_t>(n);
+    }
+    return Status::OK();
+  }
+  Status Sync() override {
+    if (::fdatasync(fd_) != 0) return Errno("cannot fsync", path_);
+    return Status::OK();
+  }
+
+ private:
+  int fd_;
+  fs::path path_;
+};
+
+}  // namespace
+
+FileStat StatPath(const fs::path& path) {
+  FileStat out;
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return out;
+  out.exists = true;
+  out.is_dir = S_ISDIR(st.st_mode);
+  out.is_symlink = S_ISLNK(st.st_mode);
+  out.size = static_cast<uint64_t>(st.st_size);
+  out.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  return out;
+}
+
+Result<std::string> ReadFile(const fs::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) {
+    if (errno == ENOENT) return Status::NotFound(path.string() + ": no such file");
+    return Errno("cannot open", path);
+  }
+  std::string out;
+  struct stat st;
+  if (::fstat(fd, &st) == 0 && st.st_size > 0) out.reserve(static_cast<size_t>(st.st_size));
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      Status s = Errno("cannot read", path);
+      ::close(fd);
+      return s;
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+Status Disk::CreateDirs(const fs::path& path) {
+  std::error_code ec;
+  fs::create_directories(path, ec);
+  if (ec) return Status::IOError("cannot create directory " + path.string() + ": " + ec.message());
+  return Status::OK();
+}
+
+Status Disk::WriteAtomic(const fs::path& path, std::string_view bytes, bool sync) {
+  MEDPIPE_RETURN_IF_ERROR(CreateDirs(path.parent_path()));
+  fs::path tmp = TempSibling(path);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Errno("cannot create", tmp);
+  const char* p = bytes.data();
+  size_t left = bytes.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      Status s = Errno("cannot write", path);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return s;
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  if (sync && ::fdatasync(fd) != 0) {
+    Status s = Errno("cannot fsync", path);
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  if (::close(fd) != 0) {
+    ::unlink(tmp.c_str());
+    return Errno("cannot close", path);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    Status s = Errno("cannot rename into", path);
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  if (sync) return SyncDir(path.parent_path());
+  return Status::OK();
+}
+
+Status Disk::SymlinkAtomic(const fs::path& link, const fs::path& target) {
+  MEDPIPE_RETURN_IF_ERROR(CreateDirs(link.parent_path()));
+  fs::path tmp = TempSibling(link);
+  if (::symlink(target.c_str(), tmp.c_str()) != 0) return Errno("cannot create symlink", tmp);
+  if (::rename(tmp.c_str(), link.c_str()) != 0) {
+    Status s = Errno("cannot rename into", link);
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  return Status::OK();
+}
+
+Result<std::unique_ptr<AppendFile>> Disk::OpenAppend(const fs::path& path) {
+  MEDPIPE_RETURN_IF_ERROR(CreateDirs(path.parent_path()));
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return Errno("cannot open", path);
+  return std::unique_ptr<AppendFile>(new PosixAppendFile(fd, path));
+}
+
+Status Disk::Remove(const fs::path& path) {
+  std::error_code ec;
+  fs::remove_all(path, ec);
+  if (ec) return Status::IOError("cannot remove " + path.string() + ": " + ec.message());
+  return Status::OK();
+}
+
+Disk* DefaultDisk() {
+  static Disk disk;
+  return &disk;
+}
+
+Status FullDiskAfter::Spend() {
+  if (budget_.fetch_sub(1) <= 0) return Status::IOError("No space left on device (injected)");
+  return Status::OK();
+}
+
+Status FullDiskAfter::WriteAtomic(const fs::path& path, std::string_view bytes, bool sync) {
+  MEDPIPE_RETURN_IF_ERROR(Spend());
+  return Disk::WriteAtomic(path, bytes, sync);
+}
+
+Status FullDiskAfter::SymlinkAtomic(const fs::path& link, const fs::path& target) {
+  MEDPIPE_RETURN_IF_ERROR(Spend());
+  return Disk::SymlinkAtomic(link, target);
+}
+
+bool IsContainedRelativePath(std::string_view rel) {
+  if (rel.empty() || rel.front() == '/' || rel.find('\0') != std::string_view::npos) return false;
+  size_t start = 0;
+  while (start <= rel.size()) {
+    size_t end = rel.find('/', start);
+    if (end == std::string_view::npos) end = rel.size();
+    std::string_view part = rel.substr(start, end - start);
+    if (part.empty() || part == "..") return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+}  // namespace medpipe

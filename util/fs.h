@@ -1,0 +1,80 @@
+// The filesystem boundary. Everything medpipe writes goes through a Disk so
+// that tests can inject faults (a full disk after N writes) and check that the
+// last complete checkpoint survives, as LevelDB does with its Env.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "util/status.h"
+
+namespace medpipe {
+
+namespace fs = std::filesystem;
+
+struct FileStat {
+  bool exists = false;
+  bool is_dir = false;
+  bool is_symlink = false;
+  uint64_t size = 0;      // for a symlink: the length of its target
+  int64_t mtime_ns = 0;   // of the file itself, not of a symlink's target
+};
+
+// lstat(2): a symlink is described, not followed.
+FileStat StatPath(const fs::path& path);
+Result<std::string> ReadFile(const fs::path& path);
+
+// A file opened for appending whole records (a journal, a log).
+class AppendFile {
+ public:
+  virtual ~AppendFile() = default;
+  // Appends `record` with one write(2), so a kill leaves either the whole
+  // record or a torn tail that readers detect by its missing newline.
+  virtual Status Append(std::string_view record) = 0;
+  virtual Status Sync() = 0;
+};
+
+class Disk {
+ public:
+  virtual ~Disk() = default;
+
+  // Writes `bytes` to `path` through a hidden temp file in the same directory
+  // and a rename, creating parent directories. With `sync`, the data and the
+  // directory entry are fsynced before returning. A reader never sees a
+  // partial file at `path`.
+  virtual Status WriteAtomic(const fs::path& path, std::string_view bytes, bool sync);
+
+  // Makes `link` a symlink to `target`, replacing what was there atomically.
+  virtual Status SymlinkAtomic(const fs::path& link, const fs::path& target);
+
+  virtual Result<std::unique_ptr<AppendFile>> OpenAppend(const fs::path& path);
+
+  virtual Status Remove(const fs::path& path);
+  virtual Status CreateDirs(const fs::path& path);
+};
+
+// The process-wide real disk.
+Disk* DefaultDisk();
+
+// A Disk that fails every write after the first `budget` ones with the error a
+// full disk gives. For tests of crash and failure paths.
+class FullDiskAfter : public Disk {
+ public:
+  explicit FullDiskAfter(int budget) : budget_(budget) {}
+  Status WriteAtomic(const fs::path& path, std::string_view bytes, bool sync) override;
+  Status SymlinkAtomic(const fs::path& link, const fs::path& target) override;
+
+ private:
+  Status Spend();
+  std::atomic<int> budget_;
+};
+
+// True if `rel` is a relative path that stays inside its base directory:
+// no root, no "..", no empty name. Paths from input data pass through here.
+bool IsContainedRelativePath(std::string_view rel);
+
+}  // namespace medpipe

@@ -1,0 +1,25 @@
+// Small string helpers shared by the parser, the CLI and the stages.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace medpipe {
+
+// Levenshtein distance; used to suggest the closest known name for a typo.
+size_t EditDistance(std::string_view a, std::string_view b);
+
+// The candidate closest to `name`, or "" when none is close enough to be a
+// plausible typo (distance at most a third of the name's length, at least 1).
+std::string ClosestName(std::string_view name, const std::vector<std::string>& candidates);
+
+// "1.2 s", "3 min 04 s", "45 ms".
+std::string HumanDuration(double seconds);
+
+std::string Join(const std::vector<std::string>& parts, std::string_view sep);
+
+// fnmatch(3) glob match where '*' also crosses '/'.
+bool GlobMatch(std::string_view pattern, std::string_view text);
+
+}  // namespace medpipe
