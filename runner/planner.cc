@@ -23,8 +23,10 @@ Verdict Judge(const StageDecl& decl, const fs::path& stage_dir, uint64_t seed, c
               const std::map<std::string, std::string>& input_output_fps, const std::string& fingerprint) {
   Result<CommitRecord> prev = ReadCommit(stage_dir);
   if (!prev.ok()) {
-    if (prev.status().code() == Status::Code::kNotFound) return {false, "never run"};
-    return {false, prev.status().message()};
+    if (prev.status().code() != Status::Code::kNotFound) return {false, prev.status().message()};
+    if (ReadFailure(stage_dir).ok()) return {false, "last attempt failed"};
+    if (StatPath(ItemJournal::PathFor(stage_dir)).exists) return {false, "resuming an interrupted attempt"};
+    return {false, "never run"};
   }
   if (prev->fingerprint == fingerprint) {
     Result<std::vector<FileRecord>> files = ReadManifest(stage_dir);

@@ -10,7 +10,8 @@ packages=(
   rapidjson-dev libcurl4-openssl-dev libyaml-cpp-dev libfmt-dev
   libboost-filesystem-dev libopencv-dev libcpp-httplib-dev
   libssl-dev libgtest-dev libgmock-dev
-  python3 python3-pydicom
+  python3 python3-pydicom python3-numpy python3-pil python3-botocore python3-opencv
+  curl orthanc orthanc-dicomweb
 )
 
 missing=()

@@ -1,1 +1,148 @@
+#include "tests/test_util.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+extern char** environ;
+
+namespace medpipe::testing {
+
+TempDir::TempDir() {
+  std::string tmpl = (fs::path(::testing::TempDir()) / "medpipe-test-XXXXXX").string();
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (!::mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = fs::path(buf.data());
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+void WriteText(const fs::path& path, const std::string& text) {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+std::string ReadText(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+namespace {
+
+std::vector<char*> Argv(const std::vector<std::string>& args) {
+  std::vector<char*> out;
+  for (const auto& a : args) out.push_back(const_cast<char*>(a.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
+std::vector<std::string> Environment(const std::vector<std::string>& extra) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  for (const auto& x : extra) env.push_back(x);
+  return env;
+}
+
+pid_t Spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env, const std::string& out_path,
+            const std::string& err_path) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<std::string> full_env = Environment(env);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, argv[0].c_str(), &fa, nullptr, Argv(argv).data(), Argv(full_env).data());
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) throw std::runtime_error("posix_spawn " + argv[0] + " failed");
+  return pid;
+}
+
+}  // namespace
+
+int WaitProcess(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return -1;
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+ProcessResult RunProcess(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+  TempDir tmp;
+  std::string out = (tmp / "out").string(), err = (tmp / "err").string();
+  pid_t pid = Spawn(argv, env, out, err);
+  ProcessResult r;
+  r.exit_code = WaitProcess(pid);
+  r.out = ReadText(out);
+  r.err = ReadText(err);
+  return r;
+}
+
+pid_t SpawnProcess(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+  return Spawn(argv, env, "/dev/null", "/dev/null");
+}
+
+std::string MedpipeBinary() { return MEDPIPE_BINARY; }
+
+void MakeExampleData(const fs::path& dir, int patients, int slices, int size) {
+  ProcessResult r = RunProcess({MEDPIPE_EXAMPLEGEN, "--out", dir.string(), "--patients", std::to_string(patients),
+                                "--slices", std::to_string(slices), "--size", std::to_string(size)});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+}
+
+std::map<std::string, std::string> Snapshot(const fs::path& dir) {
+  std::map<std::string, std::string> out;
+  for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator(); ++it) {
+    if (it->path().filename() == kMetaDir) {
+      it.disable_recursion_pending();
+      continue;
+    }
+    std::string rel = it->path().lexically_relative(dir).string();
+    if (it->is_symlink()) {
+      out[rel] = "-> " + fs::read_symlink(it->path()).string();
+    } else if (it->is_regular_file()) {
+      out[rel] = ReadText(it->path());
+    }
+  }
+  return out;
+}
+
+size_t JournalLines(const fs::path& stage_dir) {
+  std::string text = ReadText(stage_dir / kMetaDir / "items.jsonl");
+  return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+const StageOutcome& RunResult::Of(const std::string& id) const {
+  int i = pipeline.Find(id);
+  if (i < 0) throw std::runtime_error("no stage " + id);
+  return summary.outcomes[static_cast<size_t>(i)];
+}
+
+RunResult RunYaml(const Registry& registry, const fs::path& dir, const std::string& yaml, RunOptions options) {
+  fs::path file = dir / "pipeline.yaml";
+  WriteText(file, yaml);
+  Result<Pipeline> p = LoadPipeline(file.string(), registry);
+  if (!p.ok()) throw std::runtime_error(p.status().message());
+  Result<std::vector<std::unique_ptr<Stage>>> stages = registry.Instantiate(*p);
+  if (!stages.ok()) throw std::runtime_error(stages.status().message());
+  Result<RunSummary> s = RunPipeline(*p, *stages, options);
+  if (!s.ok()) throw std::runtime_error(s.status().message());
+  return RunResult{*s, *p};
+}
+
+}  // namespace medpipe::testing

@@ -1,0 +1,70 @@
+// Shared helpers for the test suite: temp folders, subprocesses, output
+// trees, and running a pipeline text through the real runner.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "graph/pipeline.h"
+#include "runner/runner.h"
+#include "stages/registry.h"
+#include "util/fs.h"
+
+namespace medpipe::testing {
+
+// A fresh folder under the test temp dir, removed with everything in it.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+  fs::path operator/(const std::string& rel) const { return path_ / rel; }
+
+ private:
+  fs::path path_;
+};
+
+void WriteText(const fs::path& path, const std::string& text);
+std::string ReadText(const fs::path& path);
+
+struct ProcessResult {
+  int exit_code = -1;  // 128 + signal when killed
+  std::string out;     // stdout
+  std::string err;     // stderr
+};
+
+// Runs argv[0] with `argv`, extra environment entries ("K=V"), and waits.
+ProcessResult RunProcess(const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
+// Starts a process with stdout/stderr to /dev/null and returns its pid.
+pid_t SpawnProcess(const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
+// Waits for `pid`; returns the exit code or 128 + signal.
+int WaitProcess(pid_t pid);
+
+// The medpipe binary and the example generator built with the tests.
+std::string MedpipeBinary();
+// Writes the synthetic example dataset into `dir` (images/, boxes.coco.json,
+// labels.csv).
+void MakeExampleData(const fs::path& dir, int patients, int slices, int size = 64);
+
+// Every file under `dir` except checkpoint metadata (.medpipe folders) and
+// the run log, mapped to its content (or "-> target" for a symlink).
+std::map<std::string, std::string> Snapshot(const fs::path& dir);
+
+// Number of complete lines in a stage's item journal.
+size_t JournalLines(const fs::path& stage_dir);
+
+// Parses `yaml` (written to <dir>/pipeline.yaml) against `registry`, builds
+// its stages and runs it. Fails the test on config errors.
+struct RunResult {
+  RunSummary summary;
+  Pipeline pipeline;
+  const StageOutcome& Of(const std::string& id) const;
+};
+RunResult RunYaml(const Registry& registry, const fs::path& dir, const std::string& yaml, RunOptions options = {});
+
+}  // namespace medpipe::testing
