@@ -1,1 +1,102 @@
 #include <gtest/gtest.h>
+
+#include "dataset/coco_io.h"
+#include "tests/test_util.h"
+
+namespace medpipe {
+namespace {
+
+using testing::TempDir;
+using State = StageOutcome::State;
+
+class AnnotateTest : public ::testing::Test {
+ protected:
+  void SetUp() override { testing::MakeExampleData(dir_ / "data", 2, 3); }
+  testing::RunResult Run(const std::string& params) {
+    return testing::RunYaml(BuiltinRegistry(), dir_.path(),
+                            "workdir: work\nstages:\n  - id: ann\n    kind: annotate\n    params:\n      images: "
+                            "data/images\n" + params);
+  }
+  Dataset Output() {
+    Result<Dataset> ds = ReadCoco(dir_ / "work/ann/dataset.json");
+    EXPECT_TRUE(ds.ok()) << ds.status().ToString();
+    return ds.ok() ? *ds : Dataset{};
+  }
+  TempDir dir_;
+};
+
+TEST_F(AnnotateTest, ListsImagesWithSizesPatientsAndLabels) {
+  auto r = Run("      patient_pattern: '^(P\\d+)_'\n      labels: {'P0002_*': followup, '*': baseline}\n"
+               "      labels_csv: data/labels.csv\n      categories: [IPH]\n");
+  ASSERT_EQ(r.summary.exit_code, 0);
+  Dataset ds = Output();
+  ASSERT_EQ(ds.images.size(), 6u);
+  EXPECT_EQ(ds.images[0].file_name, "images/P0001_001.png");
+  EXPECT_EQ(ds.images[0].width, 64);
+  EXPECT_EQ(ds.images[0].patient_id, "P0001");
+  EXPECT_EQ(ds.images[4].patient_id, "P0002");
+  EXPECT_EQ(ds.images[0].source, "ann");
+  ASSERT_GE(ds.images[4].labels.size(), 2u);
+  EXPECT_EQ(ds.images[4].labels[0], "followup");
+  EXPECT_EQ(ds.images[0].labels[0], "baseline");
+  // The second label comes from the CSV and is one of its two values.
+  EXPECT_TRUE(ds.images[0].labels[1] == "hemorrhage" || ds.images[0].labels[1] == "no_hemorrhage");
+  EXPECT_TRUE(ds.annotations.empty()) << "no annotations file given: every image is a negative";
+  ASSERT_EQ(ds.categories.size(), 1u);
+  EXPECT_EQ(ds.categories[0].name, "IPH");
+  EXPECT_TRUE(fs::is_symlink(dir_ / "work/ann/images/P0001_001.png"));
+}
+
+TEST_F(AnnotateTest, AttachesBoxesFromACocoFile) {
+  auto r = Run("      annotations: data/boxes.coco.json\n");
+  ASSERT_EQ(r.summary.exit_code, 0);
+  Dataset ds = Output();
+  Result<Dataset> src = ReadCoco(dir_ / "data/boxes.coco.json");
+  ASSERT_TRUE(src.ok());
+  EXPECT_EQ(ds.annotations.size(), src->annotations.size());
+  EXPECT_EQ(ds.categories.size(), 6u);
+  for (const auto& a : ds.annotations) EXPECT_GE(a.image_id, 1);
+}
+
+TEST_F(AnnotateTest, CorruptImageIsAPerItemProblemAndTheRestGoOn) {
+  testing::WriteText(dir_ / "data/images/broken.png", "\x89PNG\r\n\x1a\nthis is not really a png");
+  testing::WriteText(dir_ / "data/images/notes.txt", "ignored: not an image extension");
+  auto r = Run("      patient_pattern: '^(P\\d+)_'\n");
+  ASSERT_EQ(r.summary.exit_code, 0);
+  EXPECT_EQ(r.Of("ann").items.failed, 1);
+  EXPECT_EQ(Output().images.size(), 6u);
+  std::string report = testing::ReadText(dir_ / "work/ann/report.json");
+  EXPECT_NE(report.find("broken.png: corrupt PNG"), std::string::npos) << report;
+}
+
+TEST_F(AnnotateTest, NewSourceImageRerunsAndProcessesOnlyTheNewItem) {
+  ASSERT_EQ(Run("").summary.exit_code, 0);
+  fs::copy_file(dir_ / "data/images/P0001_001.png", dir_ / "data/images/P0003_001.png");
+  auto r = Run("");
+  EXPECT_EQ(r.Of("ann").state, State::kRan);
+  EXPECT_EQ(r.Of("ann").reason, "source files changed");
+  EXPECT_EQ(r.Of("ann").items.resumed, 6);
+  EXPECT_EQ(r.Of("ann").items.done, 1);
+  EXPECT_EQ(Output().images.size(), 7u);
+}
+
+TEST_F(AnnotateTest, BadPatientPatternIsAConfigErrorAtItsLine) {
+  try {
+    Run("      patient_pattern: '^(P\\d+'\n");
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("pipeline.yaml:7:24: stage 'ann': params.patient_pattern: not a valid "
+                                         "regular expression"),
+              std::string::npos)
+        << e.what();
+  }
+  try {
+    Run("      patient_pattern: '^P\\d+'\n");
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("needs a capture group"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace medpipe

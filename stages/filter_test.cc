@@ -1,1 +1,91 @@
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
+
+#include "dataset/coco_io.h"
+#include "tests/test_util.h"
+
+namespace medpipe {
+namespace {
+
+using testing::TempDir;
+
+// A 3-image dataset: image 1 has IPH and EDH boxes, image 2 only EDH, image 3
+// none. Categories EDH=1, IPH=3, SDH=6.
+class FilterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::MakeExampleData(dir_ / "data", 1, 3);
+    Dataset boxes;
+    boxes.categories = {{1, "EDH", "h"}, {3, "IPH", "h"}, {6, "SDH", "h"}};
+    for (int i = 1; i <= 3; ++i) {
+      boxes.images.push_back(Image{i, "P0001_00" + std::to_string(i) + ".png", 64, 64});
+    }
+    boxes.annotations = {{1, 1, 3, {1, 1, 5, 5}, 25}, {2, 1, 1, {9, 9, 5, 5}, 25}, {3, 2, 1, {2, 2, 4, 4}, 16}};
+    testing::WriteText(dir_ / "data/boxes.json", SerializeCoco(boxes));
+  }
+  testing::RunResult Run(const std::string& params) {
+    return testing::RunYaml(BuiltinRegistry(), dir_.path(),
+                            "workdir: work\nstages:\n"
+                            "  - id: ann\n    kind: annotate\n    params: {images: data/images, annotations: "
+                            "data/boxes.json}\n"
+                            "  - id: f\n    kind: filter\n    inputs: [ann]\n    params: " + params + "\n");
+  }
+  Dataset Output() {
+    Result<Dataset> ds = ReadCoco(dir_ / "work/f/dataset.json");
+    EXPECT_TRUE(ds.ok()) << ds.status().ToString();
+    return ds.ok() ? *ds : Dataset{};
+  }
+  TempDir dir_;
+};
+
+TEST_F(FilterTest, KeepsListedCategoriesRenumberedAndEmptiedImagesAsNegatives) {
+  ASSERT_EQ(Run("{categories: [SDH, IPH]}").summary.exit_code, 0);
+  Dataset ds = Output();
+  ASSERT_EQ(ds.categories.size(), 2u);
+  EXPECT_EQ(ds.categories[0].name, "SDH");
+  EXPECT_EQ(ds.categories[0].id, 1);
+  EXPECT_EQ(ds.categories[1].name, "IPH");
+  EXPECT_EQ(ds.categories[1].id, 2);
+  ASSERT_EQ(ds.images.size(), 3u);
+  ASSERT_EQ(ds.annotations.size(), 1u);
+  EXPECT_EQ(ds.annotations[0].category_id, 2);
+  EXPECT_EQ(ds.annotations[0].image_id, 1);
+  EXPECT_EQ(ds.annotations[0].bbox[0], 1);
+}
+
+TEST_F(FilterTest, DropsEmptiedImagesButKeepsOriginalNegatives) {
+  ASSERT_EQ(Run("{categories: [IPH], emptied_images: drop, renumber: false}").summary.exit_code, 0);
+  Dataset ds = Output();
+  ASSERT_EQ(ds.images.size(), 2u) << "image 2 lost its only box and is dropped; image 3 was a negative";
+  EXPECT_EQ(ds.images[0].file_name, "images/P0001_001.png");
+  EXPECT_EQ(ds.images[1].file_name, "images/P0001_003.png");
+  EXPECT_EQ(ds.categories[0].id, 3);
+  EXPECT_EQ(ds.annotations[0].category_id, 3);
+}
+
+TEST_F(FilterTest, ImagesAreLinksToTheInputsNotCopies) {
+  ASSERT_EQ(Run("{categories: [IPH]}").summary.exit_code, 0);
+  fs::path out = dir_ / "work/f/images/P0001_001.png";
+  ASSERT_TRUE(fs::is_symlink(out));
+  EXPECT_TRUE(fs::read_symlink(out).is_relative());
+  struct stat a, b;
+  ASSERT_EQ(::stat(out.c_str(), &a), 0);
+  ASSERT_EQ(::stat((dir_ / "data/images/P0001_001.png").c_str(), &b), 0);
+  EXPECT_EQ(a.st_ino, b.st_ino) << "the link resolves to the original file";
+}
+
+TEST_F(FilterTest, UnknownCategoryFailsTheStageListingTheKnownOnes) {
+  auto r = Run("{categories: [IVH]}");
+  EXPECT_EQ(r.summary.exit_code, 1);
+  EXPECT_EQ(r.Of("f").reason, "category 'IVH' is not in input ann (it has: EDH, IPH, SDH)");
+}
+
+TEST_F(FilterTest, ParamErrorsAreConfigErrors) {
+  EXPECT_THROW(Run("{categories: []}"), std::runtime_error);
+  EXPECT_THROW(Run("{categories: [IPH, IPH]}"), std::runtime_error);
+  EXPECT_THROW(Run("{categories: [IPH], emptied_images: maybe}"), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace medpipe

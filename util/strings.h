@@ -7,7 +7,7 @@
 
 namespace medpipe {
 
-// Levenshtein distance; used to suggest the closest known name for a typo.
+// Edit distance counting adjacent swaps as one edit; used to suggest the closest known name for a typo.
 size_t EditDistance(std::string_view a, std::string_view b);
 
 // The candidate closest to `name`, or "" when none is close enough to be a
