@@ -36,8 +36,9 @@ class FilterStage : public Stage {
       if (!c) {
         std::vector<std::string> names;
         for (const auto& x : in.categories) names.push_back(x.name);
-        return Status::Failed(fmt::format("category '{}' is not in input {} (it has: {})", o_.categories[k],
-                                          ctx.inputs()[0].id, Join(names, ", ")));
+        return Status::Failed(fmt::format("category '{}' is not in input {} ({})", o_.categories[k],
+                                          ctx.inputs()[0].id,
+                                          names.empty() ? "it has no categories" : "it has: " + Join(names, ", ")));
       }
       Category nc = *c;
       if (o_.renumber) nc.id = static_cast<int64_t>(k) + 1;

@@ -19,9 +19,20 @@ class FilterTest : public ::testing::Test {
     Dataset boxes;
     boxes.categories = {{1, "EDH", "h"}, {3, "IPH", "h"}, {6, "SDH", "h"}};
     for (int i = 1; i <= 3; ++i) {
-      boxes.images.push_back(Image{i, "P0001_00" + std::to_string(i) + ".png", 64, 64});
+      Image img;
+      img.id = i;
+      img.file_name = "P0001_00" + std::to_string(i) + ".png";
+      img.width = img.height = 64;
+      boxes.images.push_back(img);
     }
-    boxes.annotations = {{1, 1, 3, {1, 1, 5, 5}, 25}, {2, 1, 1, {9, 9, 5, 5}, 25}, {3, 2, 1, {2, 2, 4, 4}, 16}};
+    auto box = [](int64_t id, int64_t image, int64_t category, double x, double y, double w) {
+      Annotation a;
+      a.id = id, a.image_id = image, a.category_id = category;
+      a.bbox[0] = x, a.bbox[1] = y, a.bbox[2] = w, a.bbox[3] = w;
+      a.area = w * w;
+      return a;
+    };
+    boxes.annotations = {box(1, 1, 3, 1, 1, 5), box(2, 1, 1, 9, 9, 5), box(3, 2, 1, 2, 2, 4)};
     testing::WriteText(dir_ / "data/boxes.json", SerializeCoco(boxes));
   }
   testing::RunResult Run(const std::string& params) {
