@@ -204,20 +204,12 @@ int Clean(const Args& args) {
   if (ids.empty()) {
     for (const auto& s : l->pipeline.stages) ids.push_back(s.id);
   }
-  for (const auto& id : ids) {
-    if (l->pipeline.Find(id) < 0) {
-      std::fprintf(stderr, "medpipe: clean: no stage '%s' in %s\n", id.c_str(), l->pipeline.file.c_str());
-      return kExitUsage;
-    }
+  Status s = CleanStages(l->pipeline, ids);
+  if (!s.ok()) {
+    std::fprintf(stderr, "medpipe: %s\n", s.message().c_str());
+    return s.code() == Status::Code::kConfig ? kExitUsage : 1;
   }
-  for (const auto& id : ids) {
-    Status s = DefaultDisk()->Remove(l->pipeline.workdir / id);
-    if (!s.ok()) {
-      std::fprintf(stderr, "medpipe: %s\n", s.message().c_str());
-      return 1;
-    }
-    std::printf("removed %s\n", (l->pipeline.workdir / id).c_str());
-  }
+  for (const auto& id : ids) std::printf("removed %s\n", (l->pipeline.workdir / id).c_str());
   return kExitOk;
 }
 

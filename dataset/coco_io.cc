@@ -123,12 +123,13 @@ void S(Writer& w, const std::string& s) { w.String(s.data(), static_cast<rapidjs
 
 }  // namespace
 
-Result<Dataset> ParseCoco(std::string text, const std::string& origin) {
-  // In-situ parsing keeps a million-image file to one allocation pass. It
-  // rewrites escapes in place but never moves a newline before the error
-  // offset, so the line number is still right.
+Result<Dataset> ParseCoco(std::string_view text, const std::string& origin) {
+  // In-situ parsing of a copy keeps a million-image file to one allocation
+  // pass; the original stays intact because in-situ parsing rewrites escapes
+  // (a "\n" becomes a newline byte), which would skew error line numbers.
+  std::string buffer(text);
   rapidjson::Document doc;
-  doc.ParseInsitu<rapidjson::kParseStopWhenDoneFlag>(text.data());
+  doc.ParseInsitu<rapidjson::kParseStopWhenDoneFlag>(buffer.data());
   if (doc.HasParseError()) {
     return Status::Invalid(origin + ": line " + std::to_string(LineOfOffset(text, doc.GetErrorOffset())) +
                            ": " + rapidjson::GetParseError_En(doc.GetParseError()));
@@ -169,7 +170,7 @@ Result<Dataset> ParseCoco(std::string text, const std::string& origin) {
 
 Result<Dataset> ReadCoco(const fs::path& path) {
   MEDPIPE_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
-  return ParseCoco(std::move(text), path.string());
+  return ParseCoco(text, path.string());
 }
 
 std::string SerializeCoco(const Dataset& ds) {

@@ -12,7 +12,7 @@
 namespace medpipe {
 
 // Parses COCO JSON. `origin` names the text in messages ("a.json").
-Result<Dataset> ParseCoco(std::string text, const std::string& origin);
+Result<Dataset> ParseCoco(std::string_view text, const std::string& origin);
 Result<Dataset> ReadCoco(const fs::path& path);
 
 // Serialises deterministically: fields in a fixed order, images, annotations

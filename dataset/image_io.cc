@@ -67,6 +67,7 @@ void JpegError(j_common_ptr cinfo) {
 bool ProbeJpegFile(FILE* f, JpegProbe* probe, jpeg_decompress_struct* cinfo) {
   cinfo->err = jpeg_std_error(&probe->mgr);
   probe->mgr.error_exit = JpegError;
+  probe->mgr.output_message = [](j_common_ptr) {};  // warnings would garble progress lines
   if (setjmp(probe->jump)) {
     jpeg_destroy_decompress(cinfo);
     return false;

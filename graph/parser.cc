@@ -62,7 +62,9 @@ class Parser {
 
  private:
   Result<Pipeline> Finish(Pipeline p) {
-    if (errors_.empty()) OrderStages(&p, &errors_);
+    // Graph checks run even after other errors, so one validation reports
+    // everything; OrderStages stops before ordering when anything is wrong.
+    if (!p.stages.empty() || errors_.empty()) OrderStages(&p, &errors_);
     if (!errors_.empty()) return Status::Config(Join(errors_, "\n"));
     return p;
   }
@@ -80,7 +82,17 @@ class Parser {
     return node.Scalar();
   }
 
+  // Reports keys written twice in one mapping: yaml-cpp keeps both and
+  // lookups return the first, so the second would be silently ignored.
+  void CheckDuplicateKeys(const YAML::Node& map) {
+    std::set<std::string> seen;
+    for (const auto& kv : map) {
+      if (!seen.insert(kv.first.Scalar()).second) Error(kv.first, fmt::format("duplicate key '{}'", kv.first.Scalar()));
+    }
+  }
+
   void CheckKeys(const YAML::Node& map, const std::vector<std::string>& known, const char* what) {
+    CheckDuplicateKeys(map);
     for (const auto& kv : map) {
       const std::string key = kv.first.Scalar();
       if (std::find(known.begin(), known.end(), key) != known.end()) continue;
@@ -137,6 +149,7 @@ class Parser {
         }
       } else if (!inputs.IsNull()) {
         Error(inputs, fmt::format("{}: 'inputs' must be a list of stage ids", label));
+        d.inputs_malformed = true;
       }
     }
     YAML::Node params = node["params"];
@@ -153,6 +166,7 @@ class Parser {
     std::vector<std::string> names;
     for (const auto& s : d->spec->params) names.push_back(s.name);
     if (params && params.IsMap()) {
+      CheckDuplicateKeys(params);
       for (const auto& kv : params) {
         std::string key = kv.first.Scalar();
         if (std::find(names.begin(), names.end(), key) != names.end()) continue;
@@ -166,8 +180,9 @@ class Parser {
       YAML::Node value = params && params.IsMap() ? params[spec.name] : YAML::Node();
       if (!value || value.IsNull()) {
         if (spec.required) {
-          Error(params ? params : YAML::Node(), fmt::format("{}: missing required param '{}' ({})", label, spec.name,
-                                                            spec.help));
+          SourceLoc at = params && params.IsMap() ? LocOf(path_, params) : d->loc;
+          errors_.push_back(fmt::format("{}: {}: missing required param '{}' ({})", at.ToString(), label, spec.name,
+                                        spec.help));
           continue;
         }
         if (spec.default_yaml.empty()) {

@@ -36,6 +36,7 @@ struct StageDecl {
   std::string kind;
   std::vector<std::string> inputs;  // ids of the stages whose outputs it reads
   std::vector<SourceLoc> input_locs;  // where each input is written
+  bool inputs_malformed = false;      // 'inputs' was not a list: skip count checks
   Params params;                    // typed, defaults applied
   SourceLoc loc;                    // of the stage's entry in the file
   const KindSpec* spec = nullptr;

@@ -65,7 +65,7 @@ Status OrderStages(Pipeline* p, std::vector<std::string>* errors) {
                                       d.id, in, hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
       }
     }
-    if (d.spec) {
+    if (d.spec && !d.inputs_malformed) {
       int n = static_cast<int>(d.inputs.size());
       if (n < d.spec->min_inputs || (d.spec->max_inputs >= 0 && n > d.spec->max_inputs)) {
         std::string want = d.spec->max_inputs < 0 ? fmt::format("at least {}", d.spec->min_inputs)

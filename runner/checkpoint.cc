@@ -69,6 +69,7 @@ Status WriteCommit(Disk* disk, const fs::path& stage_dir, const CommitRecord& r)
   w.Key("done"), w.Int64(r.items.done);
   w.Key("resumed"), w.Int64(r.items.resumed);
   w.Key("failed"), w.Int64(r.items.failed);
+  w.Key("transient"), w.Int64(r.items.transient);
   w.EndObject();
   w.Key("counters");
   w.StartObject();
@@ -114,6 +115,7 @@ Result<CommitRecord> ReadCommit(const fs::path& stage_dir) {
     r.items.done = GetInt(it->value, "done");
     r.items.resumed = GetInt(it->value, "resumed");
     r.items.failed = GetInt(it->value, "failed");
+    r.items.transient = GetInt(it->value, "transient");
   }
   if (auto it = doc.FindMember("counters"); it != doc.MemberEnd() && it->value.IsObject()) {
     for (const auto& m : it->value.GetObject()) {
@@ -176,8 +178,13 @@ Result<std::vector<FileRecord>> ReadManifest(const fs::path& stage_dir) {
 }
 
 std::string CheckOutputs(const fs::path& stage_dir, const std::vector<FileRecord>& files) {
+  // The no-op rerun's hot loop: one lstat per output, into a reused buffer.
+  std::string path = stage_dir.string() + "/";
+  const size_t base = path.size();
   for (const auto& f : files) {
-    FileStat st = StatPath(stage_dir / f.path);
+    path.resize(base);
+    path += f.path;
+    FileStat st = StatPath(path);
     if (!st.exists) return "output " + f.path + " was deleted";
     if (st.size != f.size || st.mtime_ns != f.mtime_ns) return "output " + f.path + " was changed";
   }

@@ -35,6 +35,7 @@ struct ItemCounts {
   int64_t done = 0;     // finished in this attempt
   int64_t resumed = 0;  // taken from the journal of an earlier attempt
   int64_t failed = 0;   // per-item problems (recorded, not fatal)
+  int64_t transient = 0;  // of those, transient ones: the next run retries them
 };
 
 struct CommitRecord {

@@ -18,6 +18,7 @@ std::string EncodeItemRecord(const ItemRecord& r) {
     w.Key("p"), w.String(r.payload.c_str(), static_cast<rapidjson::SizeType>(r.payload.size()));
   } else {
     w.Key("err"), w.String(r.error.c_str(), static_cast<rapidjson::SizeType>(r.error.size()));
+    if (r.transient) w.Key("t"), w.Bool(true);
   }
   w.Key("f");
   w.StartArray();
@@ -48,6 +49,7 @@ bool DecodeItemRecord(std::string_view line, ItemRecord* r) {
   };
   if (!str("k", &r->key) || !str("fp", &r->fingerprint)) return false;
   r->ok = !str("err", &r->error);
+  if (auto t = doc.FindMember("t"); t != doc.MemberEnd() && t->value.IsBool()) r->transient = t->value.GetBool();
   if (r->ok && !str("p", &r->payload)) return false;
   auto files = doc.FindMember("f");
   if (files == doc.MemberEnd() || !files->value.IsArray()) return false;

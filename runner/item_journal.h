@@ -25,6 +25,7 @@ struct ItemRecord {
   bool ok = true;
   std::string payload;  // the stage's result for the item (opaque text)
   std::string error;    // when !ok: the per-item problem
+  bool transient = false;  // when !ok: retried by the next attempt, not resumed
   std::vector<FileRecord> files;
 };
 

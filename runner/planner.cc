@@ -29,6 +29,9 @@ Verdict Judge(const StageDecl& decl, const fs::path& stage_dir, uint64_t seed, c
     return {false, "never run"};
   }
   if (prev->fingerprint == fingerprint) {
+    if (prev->items.transient > 0) {
+      return {false, fmt::format("retrying {} items that failed transiently", prev->items.transient)};
+    }
     Result<std::vector<FileRecord>> files = ReadManifest(stage_dir);
     if (!files.ok()) return {false, "manifest unreadable: " + files.status().message()};
     std::string changed = CheckOutputs(stage_dir, *files);

@@ -42,6 +42,10 @@ struct RunSummary {
   std::vector<StageOutcome> outcomes;  // per stage, in pipeline order
 };
 
+// Removes the folders (outputs and checkpoints) of the stages `ids`, holding
+// the workdir lock so a running pipeline is never cleaned under its feet.
+Status CleanStages(const Pipeline& pipeline, const std::vector<std::string>& ids);
+
 // Runs `pipeline`. Fails (kConfig) before any work only for a bad selection:
 // an unknown --from/--until/--only/--force id, or --only on an input with no
 // checkpoint, or a workdir that another run holds.

@@ -5,6 +5,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <tbb/parallel_for.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -57,7 +59,16 @@ Status ItemOutput::WriteFile(const std::string& rel, std::string_view bytes) {
 Status ItemOutput::Symlink(const std::string& rel, const fs::path& target) {
   MEDPIPE_RETURN_IF_ERROR(CheckRel(rel));
   MEDPIPE_RETURN_IF_ERROR(disk_->SymlinkAtomic(dir_ / rel, target));
-  MEDPIPE_ASSIGN_OR_RETURN(FileRecord rec, RecordOf(dir_, rel, HashBytes("symlink:" + target.string())));
+  // A link's content is what it points at: the hash covers the target path
+  // and the state of the file finally reached, so a source image changed in
+  // place changes this stage's output fingerprint and reruns its dependants.
+  fs::path link = dir_ / rel;
+  struct stat st;
+  std::string state = ::stat(link.c_str(), &st) == 0
+                          ? std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+                                std::to_string(st.st_mtim.tv_nsec)
+                          : "dangling";
+  MEDPIPE_ASSIGN_OR_RETURN(FileRecord rec, RecordOf(dir_, rel, HashBytes("symlink:" + target.string() + "\n" + state)));
   files_.push_back(std::move(rec));
   return Status::OK();
 }
@@ -100,7 +111,7 @@ Result<std::vector<ItemResult>> StageContext::RunItems(const std::vector<ItemTas
   std::atomic<bool> stop{false};
   std::mutex fatal_mu;
   Status fatal;
-  std::atomic<int64_t> done{0}, resumed{0}, failed{0};
+  std::atomic<int64_t> done{0}, resumed{0}, failed{0}, transient{0};
 
   auto one = [&](size_t i) {
     if (stop.load() || cancelled()) {
@@ -110,7 +121,7 @@ Result<std::vector<ItemResult>> StageContext::RunItems(const std::vector<ItemTas
     const ItemTask& task = tasks[i];
     ItemRecord& rec = records[i];
     const ItemRecord* prev = journal_->Find(task.key);
-    if (prev && prev->fingerprint == task.fingerprint && CheckOutputs(dir_, prev->files).empty()) {
+    if (prev && prev->fingerprint == task.fingerprint && !prev->transient && CheckOutputs(dir_, prev->files).empty()) {
       rec = *prev;
       results[i] = ItemResult{rec.ok, rec.payload, rec.error, /*resumed=*/true};
       resumed.fetch_add(1);
@@ -129,6 +140,7 @@ Result<std::vector<ItemResult>> StageContext::RunItems(const std::vector<ItemTas
       rec.ok = r.ok();
       rec.payload = r.ok() ? r.value() : std::string();
       rec.error = r.ok() ? std::string() : r.status().message();
+      rec.transient = !r.ok() && r.status().code() == Status::Code::kUnavailable;
       rec.files = std::move(out.files_);
       if (Status s = journal_->Append(rec); !s.ok()) {
         std::lock_guard<std::mutex> lock(fatal_mu);
@@ -141,6 +153,7 @@ Result<std::vector<ItemResult>> StageContext::RunItems(const std::vector<ItemTas
     }
     if (!rec.ok) {
       failed.fetch_add(1);
+      if (rec.transient) transient.fetch_add(1);
       Problem(task.key, rec.error);
     }
     progress_->Advance();
@@ -159,6 +172,7 @@ Result<std::vector<ItemResult>> StageContext::RunItems(const std::vector<ItemTas
     counts_.done += done.load();
     counts_.resumed += resumed.load();
     counts_.failed += failed.load();
+    counts_.transient += transient.load();
     for (auto& rec : records) {
       for (auto& f : rec.files) files_.push_back(f);
     }

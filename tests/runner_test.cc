@@ -336,7 +336,7 @@ TEST_F(RunnerTest, SameOutputBytesForOneAndTwoThreads) {
 
 TEST_F(RunnerTest, FullDiskFailsTheStageKeepsFinishedItemsAndTheRerunResumes) {
   Run(Diamond());  // everything committed once
-  FullDiskAfter disk(3);
+  FullDiskAfter disk(6);  // with one thread: 3 items of one write and one journal append
   RunOptions o;
   o.disk = &disk;
   o.threads = 1;

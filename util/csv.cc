@@ -73,6 +73,7 @@ CsvTable ParseCsv(std::string_view text, std::string path) {
     bool blank = row.fields.size() == 1 && row.fields[0].empty();
     if (blank && !bad) continue;
     if (!have_header) {
+      if (bad) table.errors.push_back(table.path + ":" + std::to_string(row.line) + ": header: " + bad_reason);
       table.header = std::move(row.fields);
       have_header = true;
       continue;

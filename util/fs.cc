@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 
 namespace medpipe {
 
@@ -189,6 +190,28 @@ Status FullDiskAfter::WriteAtomic(const fs::path& path, std::string_view bytes, 
 Status FullDiskAfter::SymlinkAtomic(const fs::path& link, const fs::path& target) {
   MEDPIPE_RETURN_IF_ERROR(Spend());
   return Disk::SymlinkAtomic(link, target);
+}
+
+namespace {
+class BudgetedAppendFile : public AppendFile {
+ public:
+  BudgetedAppendFile(std::unique_ptr<AppendFile> file, std::function<Status()> spend)
+      : file_(std::move(file)), spend_(std::move(spend)) {}
+  Status Append(std::string_view record) override {
+    MEDPIPE_RETURN_IF_ERROR(spend_());
+    return file_->Append(record);
+  }
+  Status Sync() override { return file_->Sync(); }
+
+ private:
+  std::unique_ptr<AppendFile> file_;
+  std::function<Status()> spend_;
+};
+}  // namespace
+
+Result<std::unique_ptr<AppendFile>> FullDiskAfter::OpenAppend(const fs::path& path) {
+  MEDPIPE_ASSIGN_OR_RETURN(std::unique_ptr<AppendFile> file, Disk::OpenAppend(path));
+  return std::unique_ptr<AppendFile>(new BudgetedAppendFile(std::move(file), [this] { return Spend(); }));
 }
 
 bool IsContainedRelativePath(std::string_view rel) {

@@ -67,6 +67,7 @@ class FullDiskAfter : public Disk {
   explicit FullDiskAfter(int budget) : budget_(budget) {}
   Status WriteAtomic(const fs::path& path, std::string_view bytes, bool sync) override;
   Status SymlinkAtomic(const fs::path& link, const fs::path& target) override;
+  Result<std::unique_ptr<AppendFile>> OpenAppend(const fs::path& path) override;
 
  private:
   Status Spend();

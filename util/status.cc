@@ -13,6 +13,7 @@ const char* CodeName(Status::Code code) {
     case Status::Code::kCorruption: return "corruption";
     case Status::Code::kCancelled: return "cancelled";
     case Status::Code::kFailed: return "failed";
+    case Status::Code::kUnavailable: return "unavailable";
   }
   return "unknown";
 }

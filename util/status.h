@@ -23,6 +23,7 @@ class Status {
     kCorruption,   // a checkpoint or journal that cannot be trusted
     kCancelled,    // the user interrupted the run
     kFailed,       // a stage ran and decided the result is not acceptable
+    kUnavailable,  // a transient failure (timeout, 5xx, reset): worth retrying later
   };
 
   Status() = default;
@@ -34,6 +35,7 @@ class Status {
   static Status Corruption(std::string msg) { return {Code::kCorruption, std::move(msg)}; }
   static Status Cancelled(std::string msg) { return {Code::kCancelled, std::move(msg)}; }
   static Status Failed(std::string msg) { return {Code::kFailed, std::move(msg)}; }
+  static Status Unavailable(std::string msg) { return {Code::kUnavailable, std::move(msg)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
