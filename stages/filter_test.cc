@@ -86,6 +86,19 @@ TEST_F(FilterTest, ImagesAreLinksToTheInputsNotCopies) {
   EXPECT_EQ(a.st_ino, b.st_ino) << "the link resolves to the original file";
 }
 
+TEST_F(FilterTest, SourcePixelsChangedInPlaceRerunDownstreamOfTheLinks) {
+  ASSERT_EQ(Run("{categories: [IPH]}").summary.exit_code, 0);
+  // Same name, new content: the links do not change, what they reach does.
+  fs::copy_file(dir_ / "data/images/P0001_003.png", dir_ / "data/images/P0001_001.png",
+                fs::copy_options::overwrite_existing);
+  auto r = Run("{categories: [IPH]}");
+  EXPECT_EQ(r.Of("ann").state, StageOutcome::State::kRan);
+  EXPECT_EQ(r.Of("ann").reason, "source files changed");
+  EXPECT_EQ(r.Of("ann").items.done, 1);
+  EXPECT_EQ(r.Of("f").state, StageOutcome::State::kRan) << "a stage reading pixels behind the links must rerun";
+  EXPECT_EQ(r.Of("f").reason, "input ann changed");
+}
+
 TEST_F(FilterTest, UnknownCategoryFailsTheStageListingTheKnownOnes) {
   auto r = Run("{categories: [IVH]}");
   EXPECT_EQ(r.summary.exit_code, 1);

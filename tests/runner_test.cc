@@ -19,6 +19,7 @@ using State = StageOutcome::State;
 std::mutex g_mu;
 std::map<std::string, int> g_stage_runs;  // stage id -> Run calls
 std::map<std::string, int> g_item_runs;   // stage id -> item work calls
+std::atomic<int> g_flaky_failures{0};      // transient failures left for the flaky item
 
 void Counted(std::map<std::string, int>& m, const std::string& id) {
   std::lock_guard<std::mutex> lock(g_mu);
@@ -29,7 +30,8 @@ void Counted(std::map<std::string, int>& m, const std::string& id) {
 // `comment` is fingerprinted but does not change the output (for restat).
 class SourceStage : public Stage {
  public:
-  SourceStage(std::string value, int64_t items, int64_t fail_item) : value_(value), items_(items), fail_item_(fail_item) {}
+  SourceStage(std::string value, int64_t items, int64_t fail_item, int64_t flaky_item)
+      : value_(value), items_(items), fail_item_(fail_item), flaky_item_(flaky_item) {}
   Status Run(StageContext& ctx) const override {
     Counted(g_stage_runs, ctx.id());
     std::vector<ItemTask> tasks;
@@ -37,6 +39,10 @@ class SourceStage : public Stage {
     MEDPIPE_ASSIGN_OR_RETURN(auto results, ctx.RunItems(tasks, [&](size_t i, ItemOutput& out) -> Result<std::string> {
       Counted(g_item_runs, ctx.id());
       if (static_cast<int64_t>(i) == fail_item_) return Status::Invalid("item " + std::to_string(i) + " is bad");
+      if (static_cast<int64_t>(i) == flaky_item_ && g_flaky_failures > 0) {
+        --g_flaky_failures;
+        return Status::Unavailable("HTTP 503 (server busy)");
+      }
       MEDPIPE_RETURN_IF_ERROR(out.WriteFile("items/" + std::to_string(i) + ".txt", value_ + "-" + std::to_string(i)));
       return std::to_string(i);
     }));
@@ -47,7 +53,7 @@ class SourceStage : public Stage {
 
  private:
   std::string value_;
-  int64_t items_, fail_item_;
+  int64_t items_, fail_item_, flaky_item_;
 };
 
 // "concat": joins its inputs' summary.txt files.
@@ -79,10 +85,12 @@ const Registry& TestRegistry() {
     source.params = {{"value", ParamType::kString, "v", false, "", {}},
                      {"items", ParamType::kInt, "4", false, "", {}},
                      {"fail_item", ParamType::kInt, "-1", false, "", {}},
+                     {"flaky_item", ParamType::kInt, "-1", false, "", {}},
                      {"comment", ParamType::kString, "", false, "", {}}};
     reg->Add({source, [](const StageDecl& d, uint64_t) -> Result<std::unique_ptr<Stage>> {
                 return std::unique_ptr<Stage>(new SourceStage(d.params.GetString("value"), d.params.GetInt("items"),
-                                                              d.params.GetInt("fail_item")));
+                                                              d.params.GetInt("fail_item"),
+                                                              d.params.GetInt("flaky_item")));
               }});
     reg->Add({KindSpec{"concat", 1, "test concat", {}, 1, -1},
               [](const StageDecl&, uint64_t) -> Result<std::unique_ptr<Stage>> {
@@ -111,6 +119,7 @@ class RunnerTest : public ::testing::Test {
   void SetUp() override {
     g_stage_runs.clear();
     g_item_runs.clear();
+    g_flaky_failures = 0;
   }
   testing::RunResult Run(const std::string& yaml, RunOptions o = {}) {
     o.threads = o.threads ? o.threads : 2;
@@ -287,6 +296,23 @@ TEST_F(RunnerTest, PerItemProblemsAreRecordedAndTheStageGoesOn) {
   EXPECT_NE(report.find("\"item\": \"3\""), std::string::npos) << report;
   EXPECT_NE(report.find("item 3 is bad"), std::string::npos) << report;
   EXPECT_EQ(testing::ReadText(dir_ / "work/a/summary.txt"), "0,1,2,x,4,");
+}
+
+TEST_F(RunnerTest, TransientItemFailuresAreRetriedByTheNextRunAlone) {
+  std::string yaml = "workdir: work\nstages:\n  - id: a\n    kind: source\n    params: {items: 5, flaky_item: 2}\n";
+  g_flaky_failures = 1;
+  auto first = Run(yaml);
+  EXPECT_EQ(first.summary.exit_code, 0);
+  EXPECT_EQ(first.Of("a").items.failed, 1);
+  EXPECT_EQ(testing::ReadText(dir_ / "work/a/summary.txt"), "0,1,x,3,4,");
+  auto second = Run(yaml);
+  EXPECT_EQ(second.Of("a").state, State::kRan);
+  EXPECT_EQ(second.Of("a").reason, "retrying 1 items that failed transiently");
+  EXPECT_EQ(second.Of("a").items.resumed, 4);
+  EXPECT_EQ(second.Of("a").items.failed, 0);
+  EXPECT_EQ(Items("a"), 6);
+  EXPECT_EQ(testing::ReadText(dir_ / "work/a/summary.txt"), "0,1,2,3,4,");
+  EXPECT_EQ(Run(yaml).Of("a").state, State::kSkipped);
 }
 
 TEST_F(RunnerTest, FailedStageBlocksDependantsAndIndependentBranchesFinish) {
