@@ -40,38 +40,19 @@ std::string Lower(std::string s) {
   return s;
 }
 
-struct SourceFile {
-  std::string rel;
-  fs::path abs;
-  FileStat stat;
-};
-
-// Lists the images under the folder, sorted by relative path so ids and output
+// The images under the folder, sorted by relative path so ids and output
 // bytes never depend on directory order.
-Result<std::vector<SourceFile>> ListImages(const AnnotateOptions& o) {
-  std::vector<SourceFile> out;
-  std::error_code ec;
-  if (!fs::is_directory(o.images, ec)) return Status::NotFound(o.images.string() + ": not a folder");
-  auto consider = [&](const fs::directory_entry& e) {
-    if (!e.is_regular_file(ec)) return;
-    std::string ext = Lower(e.path().extension().string());
-    if (std::find(o.extensions.begin(), o.extensions.end(), ext) == o.extensions.end()) return;
-    std::string rel = e.path().lexically_relative(o.images).generic_string();
-    if (!IsContainedRelativePath(rel) || rel[0] == '.') return;
-    out.push_back(SourceFile{rel, e.path(), StatPath(e.path())});
-  };
-  if (o.recursive) {
-    for (auto it = fs::recursive_directory_iterator(o.images, fs::directory_options::follow_directory_symlink, ec);
-         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      consider(*it);
-    }
-  } else {
-    for (auto it = fs::directory_iterator(o.images, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
-      consider(*it);
-    }
+Result<std::vector<ListedFile>> ListImages(const AnnotateOptions& o) {
+  MEDPIPE_ASSIGN_OR_RETURN(std::vector<ListedFile> all, ListFiles(o.images, o.recursive));
+  std::vector<ListedFile> out;
+  out.reserve(all.size());
+  for (auto& f : all) {
+    size_t dot = f.rel.rfind('.');
+    if (dot == std::string::npos || f.rel.find('/', dot) != std::string::npos) continue;
+    std::string ext = Lower(f.rel.substr(dot));
+    if (std::find(o.extensions.begin(), o.extensions.end(), ext) == o.extensions.end()) continue;
+    out.push_back(std::move(f));
   }
-  if (ec) return Status::IOError("cannot list " + o.images.string() + ": " + ec.message());
-  std::sort(out.begin(), out.end(), [](const SourceFile& a, const SourceFile& b) { return a.rel < b.rel; });
   return out;
 }
 
@@ -86,16 +67,22 @@ class AnnotateStage : public Stage {
   explicit AnnotateStage(AnnotateOptions o) : o_(std::move(o)) {}
 
   Result<std::string> ExternalFingerprint() const override {
-    MEDPIPE_ASSIGN_OR_RETURN(std::vector<SourceFile> files, ListImages(o_));
+    MEDPIPE_ASSIGN_OR_RETURN(std::vector<ListedFile> files, ListImages(o_));
     Hasher h;
-    for (const auto& f : files) h.Field(f.rel).Field(fmt::format("{}:{}", f.stat.size, f.stat.mtime_ns));
+    std::string line;
+    for (const auto& f : files) {
+      line.clear();
+      fmt::format_to(std::back_inserter(line), "{}\t{}\t{}\n", f.rel, f.stat.size, f.stat.mtime_ns);
+      h.Update(line);
+    }
     StatInto(h, o_.labels_csv);
     StatInto(h, o_.annotations);
     return h.HexDigest();
   }
 
   Status Run(StageContext& ctx) const override {
-    MEDPIPE_ASSIGN_OR_RETURN(std::vector<SourceFile> files, ListImages(o_));
+    MEDPIPE_ASSIGN_OR_RETURN(std::vector<ListedFile> files, ListImages(o_));
+    auto abs = [&](size_t i) { return o_.images / files[i].rel; };
     std::unordered_map<std::string, std::string> csv_labels;
     if (!o_.labels_csv.empty()) MEDPIPE_RETURN_IF_ERROR(LoadCsvLabels(ctx, &csv_labels));
     Dataset boxes;
@@ -106,14 +93,15 @@ class AnnotateStage : public Stage {
     std::vector<ItemTask> tasks;
     tasks.reserve(files.size());
     for (const auto& f : files) {
-      tasks.push_back(ItemTask{f.rel, Hasher().Field(f.abs.string()).Field(fmt::format("{}:{}", f.stat.size,
-                                                                                       f.stat.mtime_ns)).HexDigest()});
+      tasks.push_back(ItemTask{f.rel, Hasher().Field((o_.images / f.rel).string())
+                                          .Field(fmt::format("{}:{}", f.stat.size, f.stat.mtime_ns))
+                                          .HexDigest()});
     }
     MEDPIPE_ASSIGN_OR_RETURN(
         std::vector<ItemResult> results,
         ctx.RunItems(tasks, [&](size_t i, ItemOutput& out) -> Result<std::string> {
-          MEDPIPE_ASSIGN_OR_RETURN(ImageHeader h, ProbeImage(files[i].abs));
-          MEDPIPE_RETURN_IF_ERROR(out.Symlink("images/" + files[i].rel, fs::absolute(files[i].abs)));
+          MEDPIPE_ASSIGN_OR_RETURN(ImageHeader h, ProbeImage(abs(i)));
+          MEDPIPE_RETURN_IF_ERROR(out.Symlink("images/" + files[i].rel, fs::absolute(abs(i))));
           return fmt::format("{} {}", h.width, h.height);
         }));
 

@@ -1,9 +1,11 @@
 #include "util/fs.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -64,16 +66,66 @@ class PosixAppendFile : public AppendFile {
 
 }  // namespace
 
-FileStat StatPath(const fs::path& path) {
+namespace {
+FileStat FromStat(const struct stat& st) {
   FileStat out;
-  struct stat st;
-  if (::lstat(path.c_str(), &st) != 0) return out;
   out.exists = true;
   out.is_dir = S_ISDIR(st.st_mode);
   out.is_symlink = S_ISLNK(st.st_mode);
   out.size = static_cast<uint64_t>(st.st_size);
   out.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   return out;
+}
+
+// Hand-written with readdir/fstatat rather than std::filesystem's iterators:
+// those build and split a path object per entry, which made listing a
+// 20,000-image source folder the largest cost of a no-op rerun (measured with
+// callgrind: 190M of 510M instructions).
+Status ListInto(int dir_fd, const std::string& prefix, bool recursive, int depth, const fs::path& root,
+                std::vector<ListedFile>* out) {
+  DIR* dir = ::fdopendir(dir_fd);
+  if (!dir) {
+    ::close(dir_fd);
+    return Status::IOError("cannot list " + (root / prefix).string() + ": " + std::strerror(errno));
+  }
+  Status status;
+  while (struct dirent* e = ::readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    struct stat st;
+    if (::fstatat(::dirfd(dir), e->d_name, &st, 0) != 0) continue;  // dangling link, vanished file
+    std::string rel = prefix + e->d_name;
+    if (S_ISDIR(st.st_mode)) {
+      if (!recursive || depth >= 64) continue;
+      int sub = ::openat(::dirfd(dir), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (sub < 0) continue;
+      status = ListInto(sub, rel + "/", recursive, depth + 1, root, out);
+      if (!status.ok()) break;
+    } else if (S_ISREG(st.st_mode)) {
+      out->push_back(ListedFile{std::move(rel), FromStat(st)});
+    }
+  }
+  ::closedir(dir);
+  return status;
+}
+}  // namespace
+
+Result<std::vector<ListedFile>> ListFiles(const fs::path& root, bool recursive) {
+  int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return Status::NotFound(root.string() + ": not a folder");
+    return Errno("cannot open", root);
+  }
+  std::vector<ListedFile> out;
+  MEDPIPE_RETURN_IF_ERROR(ListInto(fd, "", recursive, 0, root, &out));
+  std::sort(out.begin(), out.end(), [](const ListedFile& a, const ListedFile& b) { return a.rel < b.rel; });
+  return out;
+}
+
+FileStat StatPath(const char* path) {
+  FileStat out;
+  struct stat st;
+  if (::lstat(path, &st) != 0) return out;
+  return FromStat(st);
 }
 
 Result<std::string> ReadFile(const fs::path& path) {

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "util/status.h"
 
@@ -25,7 +26,19 @@ struct FileStat {
 };
 
 // lstat(2): a symlink is described, not followed.
-FileStat StatPath(const fs::path& path);
+FileStat StatPath(const char* path);
+inline FileStat StatPath(const std::string& path) { return StatPath(path.c_str()); }
+inline FileStat StatPath(const fs::path& path) { return StatPath(path.c_str()); }
+
+struct ListedFile {
+  std::string rel;  // relative to the listed root, '/'-separated
+  FileStat stat;    // of the file reached (symlinks followed)
+};
+
+// Every regular file under `root` (in subfolders too when `recursive`;
+// symlinked folders are followed up to a depth of 64), sorted by `rel`.
+// Hidden entries (names starting with '.') are skipped.
+Result<std::vector<ListedFile>> ListFiles(const fs::path& root, bool recursive);
 Result<std::string> ReadFile(const fs::path& path);
 
 // A file opened for appending whole records (a journal, a log).
