@@ -58,6 +58,8 @@ const Registry& BuiltinRegistry() {
     auto* r = new Registry;
     RegisterAnnotate(r);
     RegisterFilter(r);
+    RegisterConvert(r);
+    RegisterDownload(r);
     return r;
   }();
   return *registry;

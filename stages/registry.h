@@ -41,5 +41,7 @@ const Registry& BuiltinRegistry();
 // One registration function per kind, each defined in its stage's file.
 void RegisterAnnotate(Registry* registry);
 void RegisterFilter(Registry* registry);
+void RegisterConvert(Registry* registry);
+void RegisterDownload(Registry* registry);
 
 }  // namespace medpipe
