@@ -21,7 +21,7 @@ const char* kPlugin = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so";
 const char* kUser = "pacsreader";
 const char* kPassword = "pacs-Secret-991";
 const fs::path kCtSmall = "/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm";
-const fs::path kGe = fs::path(MEDPIPE_SOURCE_DIR) / "../shared/data/public/ct_head_ge_dcm_qa_ct";
+const fs::path kGe = fs::path(MEDPIPE_PUBLIC_DATA) / "ct_head_ge_dcm_qa_ct";
 
 class DicomWebTest : public ::testing::Test {
  protected:

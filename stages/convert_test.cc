@@ -26,7 +26,7 @@ using testing::RunYaml;
 using testing::TempDir;
 
 const fs::path kPydicomFiles = "/usr/lib/python3/dist-packages/pydicom/data/test_files";
-const fs::path kPublic = fs::path(MEDPIPE_SOURCE_DIR) / "../shared/data/public";
+const fs::path kPublic = MEDPIPE_PUBLIC_DATA;
 
 // Every *.dcm of the pydicom test folder (top level) and of the public data
 // (recursive), sorted.

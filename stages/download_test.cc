@@ -26,7 +26,7 @@ using testing::TempDir;
 using testing::WriteText;
 
 const fs::path kCtSmall = "/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm";  // 5.0 mm
-const fs::path kGe = fs::path(MEDPIPE_SOURCE_DIR) / "../shared/data/public/ct_head_ge_dcm_qa_ct";  // 4.0, 7.0 mm
+const fs::path kGe = fs::path(MEDPIPE_PUBLIC_DATA) / "ct_head_ge_dcm_qa_ct";  // 4.0, 7.0 mm
 
 struct Report {
   std::map<std::string, int64_t> counters;

@@ -22,8 +22,8 @@
 namespace medpipe {
 namespace {
 
-const fs::path kWrist = "/work/shared/data/public/coco_roboflow_wrist_xray";
-const fs::path kBrain = "/work/shared/data/public/coco_roboflow_brain_tumor_mri";
+const fs::path kWrist = fs::path(MEDPIPE_PUBLIC_DATA) / "coco_roboflow_wrist_xray";
+const fs::path kBrain = fs::path(MEDPIPE_PUBLIC_DATA) / "coco_roboflow_brain_tumor_mri";
 
 // A fresh folder per test, removed with its contents.
 class ScratchDir {
