@@ -7,8 +7,8 @@
 #include <algorithm>
 #include <map>
 
+#include "stages/link_images.h"
 #include "stages/registry.h"
-#include "util/hash.h"
 #include "util/strings.h"
 
 namespace medpipe {
@@ -67,23 +67,13 @@ class FilterStage : public Stage {
       kept.push_back(&img);
     }
 
-    std::vector<ItemTask> tasks;
-    tasks.reserve(kept.size());
-    for (const Image* img : kept) {
-      tasks.push_back(ItemTask{img->file_name, HashBytes((in_dir / img->file_name).string())});
-    }
-    MEDPIPE_ASSIGN_OR_RETURN(
-        std::vector<ItemResult> results,
-        ctx.RunItems(tasks, [&](size_t i, ItemOutput& item) -> Result<std::string> {
-          const std::string& name = kept[i]->file_name;
-          fs::path link = ctx.dir() / name;
-          fs::path target = (in_dir / name).lexically_relative(link.parent_path());
-          MEDPIPE_RETURN_IF_ERROR(item.Symlink(name, target));
-          return std::string();
-        }));
+    std::vector<LinkSpec> links;
+    links.reserve(kept.size());
+    for (const Image* img : kept) links.push_back(LinkSpec{img->file_name, in_dir / img->file_name});
+    MEDPIPE_ASSIGN_OR_RETURN(std::vector<bool> linked, LinkImages(ctx, links));
 
     for (size_t i = 0; i < kept.size(); ++i) {
-      if (!results[i].ok) continue;
+      if (!linked[i]) continue;
       Image img = *kept[i];
       int64_t old_id = img.id;
       img.id = static_cast<int64_t>(out.images.size()) + 1;
