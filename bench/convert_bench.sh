@@ -2,10 +2,9 @@
 # convert benchmark (issue 3): N synthetic 512x512 head-CT slices
 # (medpipe-ctgen) to brain-window (40/80) 8-bit PNG, measured in one run:
 #
-#   medpipe convert stage, default PNG settings (level 1, filter none), 2 threads
+#   medpipe convert stage, default PNG settings (level 1, filter none, Z_RLE), 2 threads
 #   medpipe convert stage, Pillow's settings (level 6, adaptive none/sub/up/paeth)
 #   limit: libpng alone encoding the same windowed images, 2 threads, both settings
-#     (and with zlib's Z_RLE strategy, which PngOptions cannot select yet)
 #   Python peer (bench/convert_peer.py: pydicom + numpy + Pillow), one process
 #   Python peer, two processes on halves, glibc heap trimming off (KNOWN.md)
 #   dcm2pnm +Ww 40 80, one process per file, two at a time (a 200-file sample)
@@ -70,7 +69,8 @@ pipeline() { # DIR EXTRA_PARAM_LINES
 }
 pipeline "$work/medpipe_default" ""
 pipeline "$work/medpipe_pillow" "      png_level: 6
-      png_filter: none,sub,up,paeth"
+      png_filter: none,sub,up,paeth
+      png_strategy: default"
 measure medpipe_default "$count" "$build/medpipe" run "$work/medpipe_default/pipeline.yaml" --threads "$threads"
 measure medpipe_pillow "$count" "$build/medpipe" run "$work/medpipe_pillow/pipeline.yaml" --threads "$threads"
 images="$work/medpipe_default/work/conv/images"
@@ -84,9 +84,9 @@ limit() { # NAME LEVEL MASK [--rle]
   cpu[$1]=$(sed -E 's/.*cpu_seconds=([0-9.]+).*/\1/' <<<"$line")
   files[$1]=$count
 }
-limit limit_default 1 0x08
+limit limit_default 1 0x08 --rle
 limit limit_pillow 6 0xB8
-limit limit_rle 1 0x08 --rle
+limit limit_nonrle 1 0x08
 
 measure python_1proc "$count" "$py" "$here/convert_peer.py" --dicoms "$work/ct/dicom" --out "$work/py1"
 measure python_2proc "$count" env MALLOC_TRIM_THRESHOLD_=1000000000 MALLOC_MMAP_THRESHOLD_=1000000000 bash -c '
@@ -104,7 +104,6 @@ b_default=$(bytes_of "$images")
 b_pillow_mp=$(bytes_of "$work/medpipe_pillow/work/conv/images")
 b_python=$(bytes_of "$work/py1")
 
-bytes_rle() { "$build/bench_png_limit" "$images" --level 1 --filter 0x08 --threads "$threads" --rle | sed -E 's/.*bytes=//'; }
 rate() { awk -v n="${files[$1]}" -v s="${wall[$1]}" 'BEGIN { printf "%.1f", n / s }'; }
 cpu_ms() { awk -v n="${files[$1]}" -v s="${cpu[$1]}" 'BEGIN { printf "%.2f", 1000 * s / n }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
@@ -116,11 +115,11 @@ row() { printf '%-48s %8.2f %9s %12s %12s\n' "$1" "${wall[$2]}" "$(rate "$2")" "
 echo "convert benchmark: $count CT slices 512x512 -> brain-window 8-bit PNG, $threads threads or processes"
 echo "$(nproc) cores; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-48s %8s %9s %12s %12s\n' "" "seconds" "files/s" "CPU ms/file" "PNG bytes"
-row "medpipe convert, defaults (level 1, none)" medpipe_default "$b_default"
+row "medpipe convert, defaults (level 1, none, rle)" medpipe_default "$b_default"
 row "medpipe convert, Pillow's (level 6, adaptive)" medpipe_pillow "$b_pillow_mp"
 row "limit: libpng alone, defaults" limit_default
 row "limit: libpng alone, Pillow's settings" limit_pillow
-row "limit: libpng alone, level 1, none, Z_RLE" limit_rle "$(bytes_rle)"
+row "limit: libpng alone, level 1, none, default strategy" limit_nonrle
 row "python pydicom+numpy+Pillow, 1 process" python_1proc "$b_python"
 row "python, 2 processes, heap trimming off" python_2proc
 row "dcm2pnm, a process per file (${files[dcm2pnm]} files)" dcm2pnm

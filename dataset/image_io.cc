@@ -111,6 +111,7 @@ bool EncodePngInto(PngWriteState* st, const png_byte* pixels, int width, int hei
   png_set_write_fn(png, st, PngWriteData, PngFlush);
   png_set_compression_level(png, options->compression_level);
   if (options->filters != 0) png_set_filter(png, PNG_FILTER_TYPE_BASE, options->filters);
+  png_set_compression_strategy(png, options->strategy);
   png_set_IHDR(png, info, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height), bit_depth,
                channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                PNG_COMPRESSION_TYPE_BASE, PNG_FILTER_TYPE_BASE);

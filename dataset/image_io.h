@@ -29,6 +29,9 @@ struct PngOptions {
   // libpng filter mask: PNG_ALL_FILTERS (adaptive) or one of PNG_FILTER_NONE,
   // ...; 0 leaves libpng's default.
   int filters = 0;
+  // zlib strategy: Z_DEFAULT_STRATEGY (0), Z_FILTERED (1), Z_HUFFMAN_ONLY (2),
+  // Z_RLE (3).
+  int strategy = 0;
 };
 
 // Encodes `pixels` (row-major, `channels` interleaved samples per pixel; for

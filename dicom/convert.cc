@@ -270,6 +270,7 @@ Result<std::string> Encode(const PixelBuffer& px, const ConvertOptions& o) {
   PngOptions png;
   png.compression_level = o.png_level;
   png.filters = o.png_filter;
+  png.strategy = o.png_strategy;
   return EncodePng(px.bytes.data(), px.width, px.height, px.channels, px.bit_depth, png);
 }
 

@@ -21,6 +21,7 @@
 #include <map>
 
 #include "dicom/convert.h"
+#include "stages/convert_params.h"
 #include "stages/registry.h"
 #include "util/hash.h"
 #include "util/strings.h"
@@ -31,19 +32,12 @@ namespace {
 struct ConvertStageOptions {
   fs::path dicoms;
   bool recursive = true;
-  ConvertOptions convert;
-  std::string salt;
-  std::vector<double> thickness;
-  std::vector<std::string> modalities;  // upper case
-  std::string options_hash;             // every param: part of each item's fingerprint
+  ConvertParams params;      // the conversion vocabulary shared with download
+  std::string options_hash;  // of the conversion params: part of each item's fingerprint
 };
 
 std::string Lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-std::string Upper(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::toupper(c); });
   return s;
 }
 
@@ -60,41 +54,22 @@ struct SourceFile {
   std::string collision;  // another file with the same stem, listed first
 };
 
-// Lists the files under the folder, sorted by relative path so ids and output
-// bytes never depend on directory order. Hidden files and folders are left out.
+// The files under the folder, sorted by relative path so ids and output bytes
+// never depend on directory order; hidden files and folders are left out.
 // Only an extension that marks DICOM is stripped from the output name, so
 // UID-named files ("1.2.840.113619.2.55.3.4") keep their whole name.
-Result<std::vector<SourceFile>> ListFiles(const ConvertStageOptions& o) {
+Result<std::vector<SourceFile>> ListDicomFiles(const ConvertStageOptions& o) {
+  MEDPIPE_ASSIGN_OR_RETURN(std::vector<ListedFile> listed, ListFiles(o.dicoms, o.recursive));
   std::vector<SourceFile> out;
-  std::error_code ec;
-  if (!fs::is_directory(o.dicoms, ec)) return Status::NotFound(o.dicoms.string() + ": not a folder");
-  auto consider = [&](const fs::directory_entry& e) {
-    if (!e.is_regular_file(ec)) return;
-    std::string rel = e.path().lexically_relative(o.dicoms).generic_string();
-    if (!IsContainedRelativePath(rel)) return;
-    for (const auto& part : fs::path(rel)) {
-      if (part.string()[0] == '.') return;
-    }
-    fs::path stem = rel;
-    if (HasDicomExtension(stem)) stem.replace_extension();
-    out.push_back(SourceFile{rel, e.path(), StatPath(e.path()), stem.generic_string(), ""});
-  };
-  if (o.recursive) {
-    for (auto it = fs::recursive_directory_iterator(o.dicoms, fs::directory_options::follow_directory_symlink, ec);
-         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      consider(*it);
-    }
-  } else {
-    for (auto it = fs::directory_iterator(o.dicoms, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
-      consider(*it);
-    }
-  }
-  if (ec) return Status::IOError("cannot list " + o.dicoms.string() + ": " + ec.message());
-  std::sort(out.begin(), out.end(), [](const SourceFile& a, const SourceFile& b) { return a.rel < b.rel; });
+  out.reserve(listed.size());
   std::map<std::string, std::string> first;
-  for (auto& f : out) {
-    auto [it, inserted] = first.emplace(f.stem, f.rel);
-    if (!inserted) f.collision = it->second;
+  for (auto& f : listed) {
+    fs::path stem = f.rel;
+    if (HasDicomExtension(stem)) stem.replace_extension();
+    SourceFile sf{f.rel, o.dicoms / f.rel, f.stat, stem.generic_string(), ""};
+    auto [it, inserted] = first.emplace(sf.stem, sf.rel);
+    if (!inserted) sf.collision = it->second;
+    out.push_back(std::move(sf));
   }
   return out;
 }
@@ -161,14 +136,14 @@ class ConvertStage : public Stage {
   explicit ConvertStage(ConvertStageOptions o) : o_(std::move(o)) {}
 
   Result<std::string> ExternalFingerprint() const override {
-    MEDPIPE_ASSIGN_OR_RETURN(std::vector<SourceFile> files, ListFiles(o_));
+    MEDPIPE_ASSIGN_OR_RETURN(std::vector<SourceFile> files, ListDicomFiles(o_));
     Hasher h;
     for (const auto& f : files) h.Field(f.rel).Field(FileStamp(f.stat));
     return h.HexDigest();
   }
 
   Status Run(StageContext& ctx) const override {
-    MEDPIPE_ASSIGN_OR_RETURN(std::vector<SourceFile> files, ListFiles(o_));
+    MEDPIPE_ASSIGN_OR_RETURN(std::vector<SourceFile> files, ListDicomFiles(o_));
     std::vector<ItemTask> tasks;
     tasks.reserve(files.size());
     for (const auto& f : files) {
@@ -236,109 +211,41 @@ class ConvertStage : public Stage {
         return std::string(buf.GetString());
       }
     }
-    if (!o_.thickness.empty() || !o_.modalities.empty()) {
+    if (HasAttributeFilters(o_.params)) {
       MEDPIPE_ASSIGN_OR_RETURN(DicomMeta m, ReadDicomMeta(f.abs));
-      if (!o_.modalities.empty() &&
-          std::find(o_.modalities.begin(), o_.modalities.end(), Upper(m.modality)) == o_.modalities.end()) {
-        Skipped(w, "filtered.modality");
-        return std::string(buf.GetString());
-      }
-      if (!o_.thickness.empty() &&
-          std::none_of(o_.thickness.begin(), o_.thickness.end(),
-                       [&](double t) { return std::fabs(t - m.slice_thickness) <= 0.01; })) {
-        Skipped(w, "filtered.slice_thickness");  // a missing thickness (NaN) matches nothing
+      if (std::string reason = FilterReason(o_.params, m); !reason.empty()) {
+        Skipped(w, reason);
         return std::string(buf.GetString());
       }
     }
     DicomMeta meta;
-    Result<std::vector<EncodedFrame>> converted = ConvertDicomFile(f.abs, o_.convert, &meta);
+    Result<std::vector<EncodedFrame>> converted = ConvertDicomFile(f.abs, o_.params.convert, &meta);
     if (!converted.ok() && converted.status().code() == Status::Code::kInvalid && meta.frames > 0 &&
         !meta.has_pixel_data) {
       Skipped(w, "skipped.no_pixel_data");  // a report, an RT plan, a DICOMDIR: nothing to convert
       return std::string(buf.GetString());
     }
     MEDPIPE_ASSIGN_OR_RETURN(std::vector<EncodedFrame> frames, std::move(converted));
-    const std::string ext = o_.convert.format == "jpeg" ? ".jpg" : ".png";
+    const std::string ext = o_.params.convert.format == "jpeg" ? ".jpg" : ".png";
     std::vector<std::string> names;
     for (const auto& fr : frames) {
       std::string name = "images/" + f.stem + (meta.frames > 1 ? fmt::format("_f{}", fr.frame) : "") + ext;
       MEDPIPE_RETURN_IF_ERROR(out.WriteFile(name, fr.bytes));
       names.push_back(std::move(name));
     }
-    return PayloadOf(meta, Pseudonymize(meta.patient_id, o_.salt), frames, names);
+    return PayloadOf(meta, Pseudonymize(meta.patient_id, o_.params.salt), frames, names);
   }
 
   ConvertStageOptions o_;
 };
-
-Result<int> ParsePngFilter(const std::string& text) {
-  static const std::map<std::string, int> kMasks = {{"none", PNG_FILTER_NONE}, {"sub", PNG_FILTER_SUB},
-                                                     {"up", PNG_FILTER_UP},     {"avg", PNG_FILTER_AVG},
-                                                     {"paeth", PNG_FILTER_PAETH}, {"all", PNG_ALL_FILTERS}};
-  int mask = 0;
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t comma = std::min(text.find(',', start), text.size());
-    std::string name = text.substr(start, comma - start);
-    name.erase(0, name.find_first_not_of(' '));
-    name.erase(name.find_last_not_of(' ') + 1);
-    auto it = kMasks.find(Lower(name));
-    if (it == kMasks.end()) return Status::Invalid("'" + name + "' is not none, sub, up, avg, paeth or all");
-    mask |= it->second;
-    start = comma + 1;
-  }
-  if (mask == 0) return Status::Invalid("name at least one filter");
-  return mask;
-}
 
 Result<std::unique_ptr<Stage>> MakeConvert(const StageDecl& d, uint64_t) {
   const Params& p = d.params;
   ConvertStageOptions o;
   o.dicoms = p.GetString("dicoms");
   o.recursive = p.GetBool("recursive");
-  ConvertOptions& c = o.convert;
-  c.window = p.GetString("window");
-  c.rgb_windows = p.GetStringList("rgb_windows");
-  c.voi_function = p.GetString("voi_function");
-  c.bit_depth = static_cast<int>(p.GetInt("bit_depth"));
-  c.format = p.GetString("format");
-  c.png_level = static_cast<int>(p.GetInt("png_level"));
-  Result<int> filter = ParsePngFilter(p.GetString("png_filter"));
-  if (!filter.ok()) return p.Error("png_filter", filter.status().message());
-  c.png_filter = *filter;
-  c.jpeg_quality = static_cast<int>(p.GetInt("jpeg_quality"));
-  c.resize_width = static_cast<int>(p.GetInt("resize_width"));
-  c.resize_height = static_cast<int>(p.GetInt("resize_height"));
-  for (const auto& f : p.GetStringList("frames")) {
-    char* end = nullptr;
-    long v = std::strtol(f.c_str(), &end, 10);
-    if (f.empty() || *end != 0 || v < 0) return p.Error("frames", "'" + f + "' is not a 0-based frame index");
-    c.frames.push_back(static_cast<int>(v));
-  }
-  if (Status s = ValidateConvertOptions(c); !s.ok()) {
-    // Name the param the message is about.
-    for (const char* name : {"rgb_windows", "window", "voi_function", "bit_depth", "format", "png_level",
-                             "jpeg_quality", "resize", "frame"}) {
-      if (s.message().find(name) != std::string::npos) {
-        return p.Error(std::string(name) == "resize" ? "resize_width" : std::string(name) == "frame" ? "frames" : name,
-                       s.message());
-      }
-    }
-    return p.Error("window", s.message());
-  }
-  o.salt = p.GetString("pseudonymize_salt");
-  for (const auto& t : p.GetStringList("filter_slice_thickness")) {
-    char* end = nullptr;
-    double v = std::strtod(t.c_str(), &end);
-    if (t.empty() || *end != 0 || !std::isfinite(v) || v <= 0) {
-      return p.Error("filter_slice_thickness", "'" + t + "' is not a thickness in mm, e.g. \"5.0\"");
-    }
-    o.thickness.push_back(v);
-  }
-  for (const auto& m : p.GetStringList("filter_modality")) o.modalities.push_back(Upper(m));
-  Hasher h;
-  for (const auto& [name, json] : p.Canonical()) h.Field(name).Field(json);
-  o.options_hash = h.HexDigest();
+  MEDPIPE_ASSIGN_OR_RETURN(o.params, ParseConvertParams(p));
+  o.options_hash = ConvertParamsHash(p);
   return std::unique_ptr<Stage>(new ConvertStage(std::move(o)));
 }
 
@@ -355,26 +262,8 @@ void RegisterConvert(Registry* registry) {
   spec.params = {
       {"dicoms", ParamType::kPath, "", true, "folder of DICOM files (with or without .dcm)", {}},
       {"recursive", ParamType::kBool, "true", false, "include files in subfolders", {}},
-      {"window", ParamType::kString, "file", false,
-       "preset (brain, subdural, bone, stroke, lung, soft_tissue, ...), 'C/W', file, minmax or none", {}},
-      {"rgb_windows", ParamType::kStringList, "", false, "3 windows: monochrome images become RGB, one per channel", {}},
-      {"voi_function", ParamType::kString, "linear", false, "DICOM VOI LUT function",
-       {"linear", "linear_exact", "sigmoid"}},
-      {"bit_depth", ParamType::kInt, "8", false, "8 or 16 bits per sample (16: png only)", {}},
-      {"format", ParamType::kString, "png", false, "output format", {"png", "jpeg"}},
-      {"png_level", ParamType::kInt, "1", false, "zlib level 0..9 (Pillow's default is 6)", {}},
-      {"png_filter", ParamType::kString, "none", false,
-       "libpng filters, comma-separated: none, sub, up, avg, paeth, all (Pillow: 'none,sub,up,paeth')", {}},
-      {"jpeg_quality", ParamType::kInt, "95", false, "1..100", {}},
-      {"resize_width", ParamType::kInt, "0", false, "output width (0: keep, or keep the aspect ratio)", {}},
-      {"resize_height", ParamType::kInt, "0", false, "output height (0: keep, or keep the aspect ratio)", {}},
-      {"frames", ParamType::kStringList, "", false, "0-based frame indices to convert; empty: all", {}},
-      {"pseudonymize_salt", ParamType::kString, "", false,
-       "replace patient ids by a salted SHA-256 pseudonym in every output", {}},
-      {"filter_slice_thickness", ParamType::kStringList, "", false,
-       "keep only these slice thicknesses in mm (±0.01), e.g. [\"5.0\", \"5.5\"]; empty: all", {}},
-      {"filter_modality", ParamType::kStringList, "", false, "keep only these modalities, e.g. [CT]; empty: all", {}},
   };
+  for (auto& param : ConvertParamSpecs("")) spec.params.push_back(std::move(param));
   registry->Add(StageKind{std::move(spec), MakeConvert});
 }
 

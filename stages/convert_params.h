@@ -43,6 +43,8 @@ inline std::vector<ParamSpec> ConvertParamSpecs(const std::string& thickness_def
       {"png_level", ParamType::kInt, "1", false, "zlib level 0..9 (Pillow's default is 6)", {}},
       {"png_filter", ParamType::kString, "none", false,
        "libpng filters, comma-separated: none, sub, up, avg, paeth, all (Pillow: 'none,sub,up,paeth')", {}},
+      {"png_strategy", ParamType::kString, "rle", false, "zlib strategy (Pillow: default)",
+       {"default", "filtered", "huffman", "rle"}},
       {"jpeg_quality", ParamType::kInt, "95", false, "1..100", {}},
       {"resize_width", ParamType::kInt, "0", false, "output width (0: keep, or keep the aspect ratio)", {}},
       {"resize_height", ParamType::kInt, "0", false, "output height (0: keep, or keep the aspect ratio)", {}},
@@ -91,6 +93,8 @@ inline Result<ConvertParams> ParseConvertParams(const Params& p) {
   Result<int> filter = ParsePngFilterList(p.GetString("png_filter"));
   if (!filter.ok()) return p.Error("png_filter", filter.status().message());
   c.png_filter = *filter;
+  const std::string strategy = p.GetString("png_strategy");
+  c.png_strategy = strategy == "filtered" ? 1 : strategy == "huffman" ? 2 : strategy == "rle" ? 3 : 0;
   c.jpeg_quality = static_cast<int>(p.GetInt("jpeg_quality"));
   c.resize_width = static_cast<int>(p.GetInt("resize_width"));
   c.resize_height = static_cast<int>(p.GetInt("resize_height"));
