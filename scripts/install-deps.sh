@@ -11,7 +11,7 @@ packages=(
   libboost-filesystem-dev libopencv-dev libcpp-httplib-dev
   libssl-dev libgtest-dev libgmock-dev
   python3 python3-pydicom python3-numpy python3-pil python3-botocore python3-opencv
-  curl orthanc orthanc-dicomweb
+  curl time orthanc orthanc-dicomweb
 )
 
 missing=()
