@@ -104,7 +104,7 @@ int PrintStages() {
     for (const auto& p : k->spec.params) {
       std::string dflt = p.required ? "required" : p.default_yaml.empty() ? "optional" : "default " + p.default_yaml;
       std::string choices = p.choices.empty() ? "" : " {" + Join(p.choices, ", ") + "}";
-      std::printf("  %-18s %-16s %-22s %s%s\n", p.name.c_str(), ParamTypeName(p.type), dflt.c_str(), p.help.c_str(),
+      std::printf("  %-22s %-16s %-24s %s%s\n", p.name.c_str(), ParamTypeName(p.type), dflt.c_str(), p.help.c_str(),
                   choices.c_str());
     }
     std::printf("\n");
