@@ -54,12 +54,15 @@ CsvTable ParseCsv(std::string_view text, std::string path) {
           field.push_back(text[pos++]);
         }
       } else {
-        size_t end = text.find_first_of(",\r\n", pos);
-        if (end == std::string_view::npos) end = text.size();
-        field.assign(text.substr(pos, end - pos));
+        // A plain scan: string_view::find_first_of calls memchr over the
+        // delimiter set once per byte, which was most of the parse time.
+        size_t end = pos;
+        while (end < text.size() && text[end] != ',' && text[end] != '\n' && text[end] != '\r') ++end;
+        field.assign(text.data() + pos, end - pos);
         pos = end;
       }
-      row.fields.push_back(field);
+      row.fields.push_back(std::move(field));
+      field = std::string();
       if (pos < text.size() && text[pos] == ',') {
         ++pos;
         continue;
