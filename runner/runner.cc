@@ -264,9 +264,13 @@ class Execution {
     if (!s.ok()) return Fail(i, out, s.message());
 
     std::shared_ptr<Progress> progress = board_->Begin(d.id);
-    StageContext ctx(d.id, p_.seed, dir, artifacts, disk_, progress, o_.cancel);
+    StageContext ctx(d.id, p_.seed, dir, artifacts, disk_, progress, o_.cancel,
+                     [this](const std::string& line) { board_->Log(line); });
     s = stages_[i]->Run(ctx);
-    if (s.ok()) s = ctx.WriteReport();
+    // The report is written for a failed stage too: its problems explain it.
+    Status report = ctx.WriteReport();
+    if (s.ok()) s = report;
+    if (s.ok()) s = ctx.CompactJournal();
     board_->End(progress);
     out.items = ctx.item_counts();
     if (!s.ok()) {

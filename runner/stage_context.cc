@@ -74,14 +74,26 @@ Status ItemOutput::Symlink(const std::string& rel, const fs::path& target) {
 }
 
 StageContext::StageContext(std::string id, uint64_t seed, fs::path dir, std::vector<InputArtifact> inputs, Disk* disk,
-                           std::shared_ptr<Progress> progress, const std::atomic<bool>* cancel)
+                           std::shared_ptr<Progress> progress, const std::atomic<bool>* cancel, LogSink log)
     : id_(std::move(id)),
       seed_(seed),
       dir_(std::move(dir)),
       inputs_(std::move(inputs)),
       disk_(disk),
       progress_(std::move(progress)),
-      cancel_(cancel) {}
+      cancel_(cancel),
+      log_(std::move(log)) {}
+
+void StageContext::Log(const std::string& text) const {
+  if (!log_) return;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t nl = text.find('\n', start);
+    if (nl == std::string::npos) nl = text.size();
+    log_(id_ + ": " + text.substr(start, nl - start));
+    start = nl + 1;
+  }
+}
 
 Result<Dataset> StageContext::ReadInputDataset(size_t i) const {
   return ReadCoco(inputs_.at(i).dir / "dataset.json");
@@ -101,7 +113,8 @@ Status StageContext::WriteOutput(const std::string& rel, std::string_view bytes)
 
 Status StageContext::WriteDataset(const Dataset& dataset) { return WriteOutput("dataset.json", SerializeCoco(dataset)); }
 
-Result<std::vector<ItemResult>> StageContext::RunItems(const std::vector<ItemTask>& tasks, const ItemWork& work) {
+Result<std::vector<ItemResult>> StageContext::RunItems(const std::vector<ItemTask>& tasks, const ItemWork& work,
+                                                       std::string_view pass) {
   if (!journal_) {
     MEDPIPE_ASSIGN_OR_RETURN(journal_, ItemJournal::Open(disk_, dir_));
   }
@@ -120,7 +133,8 @@ Result<std::vector<ItemResult>> StageContext::RunItems(const std::vector<ItemTas
     }
     const ItemTask& task = tasks[i];
     ItemRecord& rec = records[i];
-    const ItemRecord* prev = journal_->Find(task.key);
+    const std::string key = pass.empty() ? task.key : std::string(pass) + ":" + task.key;
+    const ItemRecord* prev = journal_->Find(key);
     if (prev && prev->fingerprint == task.fingerprint && !prev->transient && CheckOutputs(dir_, prev->files).empty()) {
       rec = *prev;
       results[i] = ItemResult{rec.ok, rec.payload, rec.error, /*resumed=*/true};
@@ -135,7 +149,7 @@ Result<std::vector<ItemResult>> StageContext::RunItems(const std::vector<ItemTas
         stop.store(true);
         return;
       }
-      rec.key = task.key;
+      rec.key = key;
       rec.fingerprint = task.fingerprint;
       rec.ok = r.ok();
       rec.payload = r.ok() ? r.value() : std::string();
@@ -163,9 +177,6 @@ Result<std::vector<ItemResult>> StageContext::RunItems(const std::vector<ItemTas
   if (!fatal.ok()) return fatal;
   if (stop.load() || cancelled()) return Status::Cancelled("interrupted");
 
-  // Keep the journal to exactly the current items: it stays as small as the
-  // stage, and a deleted output can still be redone alone on the next run.
-  MEDPIPE_RETURN_IF_ERROR(journal_->Compact(records));
   {
     std::lock_guard<std::mutex> lock(mu_);
     counts_.total += static_cast<int64_t>(tasks.size());
@@ -175,9 +186,16 @@ Result<std::vector<ItemResult>> StageContext::RunItems(const std::vector<ItemTas
     counts_.transient += transient.load();
     for (auto& rec : records) {
       for (auto& f : rec.files) files_.push_back(f);
+      records_.push_back(std::move(rec));
     }
   }
   return results;
+}
+
+Status StageContext::CompactJournal() {
+  if (!journal_) return Status::OK();
+  std::lock_guard<std::mutex> lock(mu_);
+  return journal_->Compact(records_);
 }
 
 void StageContext::Problem(const std::string& item, const std::string& reason) {

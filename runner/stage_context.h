@@ -65,8 +65,9 @@ struct InputArtifact {
 
 class StageContext {
  public:
+  using LogSink = std::function<void(const std::string&)>;
   StageContext(std::string id, uint64_t seed, fs::path dir, std::vector<InputArtifact> inputs, Disk* disk,
-               std::shared_ptr<Progress> progress, const std::atomic<bool>* cancel);
+               std::shared_ptr<Progress> progress, const std::atomic<bool>* cancel, LogSink log = nullptr);
 
   const std::string& id() const { return id_; }
   uint64_t seed() const { return seed_; }
@@ -86,7 +87,10 @@ class StageContext {
   // from the journal the items an earlier attempt finished. Results are in
   // task order whatever the thread count. Fails only with what ends the
   // stage (I/O error, cancel); per-item failures are in the results.
-  Result<std::vector<ItemResult>> RunItems(const std::vector<ItemTask>& tasks, const ItemWork& work);
+  // A stage with several per-item passes names each `pass`: keys are
+  // journaled per pass, so the passes never overwrite each other's records.
+  Result<std::vector<ItemResult>> RunItems(const std::vector<ItemTask>& tasks, const ItemWork& work,
+                                           std::string_view pass = "");
 
   // A per-item problem for report.json. Thread-safe.
   void Problem(const std::string& item, const std::string& reason);
@@ -94,6 +98,9 @@ class StageContext {
   void Count(const std::string& counter, int64_t delta = 1);
 
   Progress& progress() { return *progress_; }
+  // Writes `text` (one or more lines) to the run's log, prefixed with the
+  // stage id: for summaries a user reads after the run (analyze's table).
+  void Log(const std::string& text) const;
 
   // For the runner: everything written, the counts, and the report.
   std::vector<FileRecord> TakeFiles();
@@ -102,6 +109,10 @@ class StageContext {
   // Writes report.json (counters and problems, sorted): the stage's record
   // of what went wrong per item.
   Status WriteReport();
+  // Rewrites the journal to hold exactly this attempt's items, of every pass,
+  // so it stays as small as the stage and a deleted output can still be
+  // redone alone on the next run.
+  Status CompactJournal();
 
  private:
   Status Record(std::vector<FileRecord> files);
@@ -113,11 +124,13 @@ class StageContext {
   Disk* const disk_;
   std::shared_ptr<Progress> progress_;
   const std::atomic<bool>* cancel_;
+  const LogSink log_;
   std::unique_ptr<ItemJournal> journal_;
 
   mutable std::mutex mu_;
   std::vector<FileRecord> files_;
   std::vector<std::pair<std::string, std::string>> problems_;
+  std::vector<ItemRecord> records_;  // every item of this attempt, all passes
   std::map<std::string, int64_t> counters_;
   ItemCounts counts_;
 };

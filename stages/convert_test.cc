@@ -546,7 +546,9 @@ TEST(ConvertStage, SliceThicknessAndModalityFilters) {
   EXPECT_EQ(c["converted"], 12);
   EXPECT_EQ(c["filtered.modality"], 1);
   EXPECT_EQ(c["filtered.slice_thickness"], 6);
-  for (const auto& img : ReadCoco(dir / "work/conv/dataset.json")->images) {
+  Result<Dataset> filtered = ReadCoco(dir / "work/conv/dataset.json");
+  ASSERT_TRUE(filtered.ok());
+  for (const auto& img : filtered->images) {
     double t = std::get<double>(img.attributes.at("slice_thickness"));
     EXPECT_TRUE(t == 5.0 || t == 5.5) << t;
   }

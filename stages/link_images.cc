@@ -13,7 +13,7 @@ Result<std::vector<bool>> LinkImages(StageContext& ctx, const std::vector<LinkSp
         fs::path link = ctx.dir() / links[i].out_rel;
         MEDPIPE_RETURN_IF_ERROR(out.Symlink(links[i].out_rel, links[i].target.lexically_relative(link.parent_path())));
         return std::string();
-      }));
+      }, "link"));
   std::vector<bool> ok(results.size());
   for (size_t i = 0; i < results.size(); ++i) ok[i] = results[i].ok;
   return ok;

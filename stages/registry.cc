@@ -60,6 +60,13 @@ const Registry& BuiltinRegistry() {
     RegisterFilter(r);
     RegisterConvert(r);
     RegisterDownload(r);
+    RegisterValidate(r);
+    RegisterAnalyze(r);
+    RegisterExport(r);
+    RegisterAugment(r);
+    RegisterMerge(r);
+    RegisterSplit(r);
+    RegisterBalance(r);
     return r;
   }();
   return *registry;

@@ -43,5 +43,12 @@ void RegisterAnnotate(Registry* registry);
 void RegisterFilter(Registry* registry);
 void RegisterConvert(Registry* registry);
 void RegisterDownload(Registry* registry);
+void RegisterValidate(Registry* registry);
+void RegisterAnalyze(Registry* registry);
+void RegisterExport(Registry* registry);
+void RegisterAugment(Registry* registry);
+void RegisterMerge(Registry* registry);
+void RegisterSplit(Registry* registry);
+void RegisterBalance(Registry* registry);
 
 }  // namespace medpipe

@@ -1,0 +1,247 @@
+#include <fmt/format.h>
+#include <rapidjson/document.h>
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include "dataset/coco_io.h"
+#include "stages/link_images.h"
+#include "tests/test_util.h"
+#include "util/csv.h"
+#include "util/hash.h"
+
+namespace medpipe {
+namespace {
+
+using testing::TempDir;
+
+// Test-only kind: emits the dataset of a COCO file as its own, each file linked
+// from the COCO file's folder (annotate sets no split; this can).
+class EmitStage : public Stage {
+ public:
+  explicit EmitStage(fs::path coco) : coco_(std::move(coco)) {}
+  Result<std::string> ExternalFingerprint() const override {
+    MEDPIPE_ASSIGN_OR_RETURN(std::string text, ReadFile(coco_));
+    return HashBytes(text);
+  }
+  Status Run(StageContext& ctx) const override {
+    MEDPIPE_ASSIGN_OR_RETURN(Dataset ds, ReadCoco(coco_));
+    std::vector<LinkSpec> links;
+    for (const auto& img : ds.images) links.push_back(LinkSpec{img.file_name, coco_.parent_path() / img.file_name});
+    MEDPIPE_RETURN_IF_ERROR(LinkImages(ctx, links).status());
+    return ctx.WriteDataset(ds);
+  }
+
+ private:
+  fs::path coco_;
+};
+
+const Registry& Kinds() {
+  static const Registry* r = [] {
+    auto* reg = new Registry(BuiltinRegistry());
+    KindSpec emit{"emit", 1, "test: a dataset from a COCO file", {}, 0, 0};
+    emit.params = {{"coco", ParamType::kPath, "", true, "", {}}};
+    reg->Add({emit, [](const StageDecl& d, uint64_t) -> Result<std::unique_ptr<Stage>> {
+                return std::unique_ptr<Stage>(new EmitStage(d.params.GetString("coco")));
+              }});
+    return reg;
+  }();
+  return *r;
+}
+
+const char kOddCategory[] = "SAH, \"acute\"";
+
+// train: P0001_001 (EDH + the odd category), P0001_002 (negative), P0001_003
+// (augmented from P0001_001), sub/P0001_002 (same basename as P0001_002: a
+// collision); valid: P0002_001 (IPH) with commas and quotes in its patient id
+// and source; test: P0003_001; P0003_002 has no split.
+class ExportTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::MakeExampleData(dir_ / "data", 3, 3);
+    fs::create_directories(dir_ / "data/sub");
+    fs::copy_file(dir_ / "data/images/P0001_003.png", dir_ / "data/sub/P0001_002.png");
+    in_.categories = {{1, "EDH", "h"}, {2, kOddCategory, "h"}, {3, "IPH", "h"}};
+    int64_t a = AddImage("images/P0001_001.png", "P0001", "train");
+    AddBox(a, 1, 1, 2, 10, 12), AddBox(a, 2, 20.5, 21, 7, 8);
+    in_.images.back().labels = {"hemorrhage", "reviewed"};
+    AddImage("images/P0001_002.png", "P0001", "train");
+    AddImage("images/P0001_003.png", "P0001", "train");
+    in_.images.back().origin = Origin{"images/P0001_001.png", "hflip"};
+    AddImage("sub/P0001_002.png", "P0001", "train");
+    AddBox(AddImage("images/P0002_001.png", "P,\"2\"", "valid"), 3, 5, 5, 9, 9);
+    in_.images.back().source = "roboflow, v3";
+    AddImage("images/P0003_001.png", "P0003", "test");
+    AddImage("images/P0003_002.png", "P0003", "");
+  }
+  int64_t AddImage(const std::string& file, const std::string& patient, const std::string& split) {
+    Image img;
+    img.id = static_cast<int64_t>(in_.images.size()) + 10;  // not 1..n: the export renumbers
+    img.file_name = file, img.patient_id = patient, img.split = split, img.source = "v4";
+    img.width = img.height = 64;
+    in_.images.push_back(img);
+    return img.id;
+  }
+  void AddBox(int64_t image, int64_t category, double x, double y, double w, double h) {
+    Annotation a;
+    a.id = static_cast<int64_t>(in_.annotations.size()) + 100;
+    a.image_id = image, a.category_id = category;
+    a.bbox[0] = x, a.bbox[1] = y, a.bbox[2] = w, a.bbox[3] = h;
+    a.area = w * h;
+    in_.annotations.push_back(a);
+  }
+  testing::RunResult Run(const std::string& params = "{}", const std::string& id = "x", RunOptions o = {}) {
+    testing::WriteText(dir_ / "data/ds.json", SerializeCoco(in_));
+    return testing::RunYaml(Kinds(), dir_.path(),
+                            "workdir: work\nstages:\n"
+                            "  - id: d\n    kind: emit\n    params: {coco: data/ds.json}\n"
+                            "  - id: " + id + "\n    kind: export\n    inputs: d\n    params: " + params + "\n",
+                            o);
+  }
+  TempDir dir_;
+  Dataset in_;
+};
+
+TEST_F(ExportTest, RoboflowLayoutReadsBackAsTheInput) {
+  auto r = Run("{}", "6class_coco");
+  ASSERT_EQ(r.summary.exit_code, 0) << r.Of("6class_coco").reason;
+  const fs::path out = dir_ / "work/6class_coco";
+  for (const char* split : {"train", "valid", "test"}) {
+    EXPECT_TRUE(fs::exists(out / split / "_annotations.coco.json")) << split;
+  }
+  Result<Dataset> back = ReadRoboflow(out);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  std::vector<std::string> names;
+  for (const auto& img : back->images) names.push_back(img.split + " " + img.file_name);
+  EXPECT_EQ(names, (std::vector<std::string>{"train train/P0001_001.png", "train train/P0001_002.png",
+                                             "train train/P0001_003.png", "valid valid/P0002_001.png",
+                                             "test test/P0003_001.png"}));
+  ASSERT_EQ(back->categories.size(), 3u);
+  EXPECT_EQ(back->categories[1].name, kOddCategory);
+  ASSERT_EQ(back->annotations.size(), 3u);
+  EXPECT_EQ(back->annotations[1].image_id, back->images[0].id);
+  EXPECT_EQ(back->annotations[1].category_id, 2);
+  EXPECT_EQ(back->annotations[1].bbox[0], 20.5);
+  EXPECT_EQ(back->annotations[1].bbox[3], 8);
+  EXPECT_EQ(back->annotations[2].image_id, back->images[3].id);
+  EXPECT_EQ(back->images[2].origin.image, "images/P0001_001.png");
+  EXPECT_EQ(back->images[3].patient_id, "P,\"2\"");
+
+  // Each split's file on its own: ids from 1, file names in the split folder.
+  Result<Dataset> valid = ReadCoco(out / "valid/_annotations.coco.json");
+  ASSERT_TRUE(valid.ok());
+  ASSERT_EQ(valid->images.size(), 1u);
+  EXPECT_EQ(valid->images[0].id, 1);
+  EXPECT_EQ(valid->images[0].file_name, "P0002_001.png");
+  ASSERT_EQ(valid->annotations.size(), 1u);
+  EXPECT_EQ(valid->annotations[0].id, 1);
+  EXPECT_EQ(valid->annotations[0].image_id, 1);
+
+  // Images are relative links reaching the original files.
+  fs::path link = out / "train/P0001_001.png";
+  ASSERT_TRUE(fs::is_symlink(link));
+  EXPECT_TRUE(fs::read_symlink(link).is_relative());
+  struct stat a, b;
+  ASSERT_EQ(::stat(link.c_str(), &a), 0);
+  ASSERT_EQ(::stat((dir_ / "data/images/P0001_001.png").c_str(), &b), 0);
+  EXPECT_EQ(a.st_ino, b.st_ino);
+
+  // dataset.json names the exported files, each present in the stage folder.
+  Result<Dataset> ds = ReadCoco(out / "dataset.json");
+  ASSERT_TRUE(ds.ok());
+  ASSERT_EQ(ds->images.size(), 5u);
+  for (const auto& img : ds->images) EXPECT_TRUE(fs::exists(out / img.file_name)) << img.file_name;
+}
+
+TEST_F(ExportTest, CollisionsAndUnsplitImagesArePerItemProblems) {
+  ASSERT_EQ(Run().summary.exit_code, 0);
+  std::string report = testing::ReadText(dir_ / "work/x/report.json");
+  rapidjson::Document doc;
+  doc.Parse(report.c_str());
+  ASSERT_TRUE(doc.IsObject());
+  EXPECT_EQ(doc["counters"]["name_collisions"].GetInt(), 1);
+  EXPECT_EQ(doc["counters"]["images_without_split"].GetInt(), 1);
+  EXPECT_EQ(doc["counters"]["images"].GetInt(), 5);
+  EXPECT_NE(report.find("train/P0001_002.png is already taken by another image"), std::string::npos) << report;
+  EXPECT_NE(report.find("\"item\": \"images/P0003_002.png\""), std::string::npos) << report;
+  EXPECT_FALSE(fs::exists(dir_ / "work/x/train/sub"));
+}
+
+TEST_F(ExportTest, CsvHasOneQuotedRowPerImage) {
+  ASSERT_EQ(Run().summary.exit_code, 0);
+  std::string text = testing::ReadText(dir_ / "work/x/dataset.csv");
+  EXPECT_NE(text.find("\"EDH;SAH, \"\"acute\"\"\""), std::string::npos) << text;
+  CsvTable t = ParseCsv(text, "dataset.csv");
+  EXPECT_TRUE(t.errors.empty());
+  EXPECT_EQ(t.header, (std::vector<std::string>{"split", "file", "patient_id", "source", "classes", "box_count",
+                                                "width", "height", "augmented_from", "labels"}));
+  ASSERT_EQ(t.rows.size(), 5u);
+  EXPECT_EQ(t.rows[0].fields, (std::vector<std::string>{"train", "train/P0001_001.png", "P0001", "v4",
+                                                        std::string("EDH;") + kOddCategory, "2", "64", "64", "",
+                                                        "hemorrhage;reviewed"}));
+  EXPECT_EQ(t.rows[1].fields[4], "");
+  EXPECT_EQ(t.rows[1].fields[5], "0");
+  EXPECT_EQ(t.rows[2].fields[8], "images/P0001_001.png");
+  EXPECT_EQ(t.rows[3].fields, (std::vector<std::string>{"valid", "valid/P0002_001.png", "P,\"2\"", "roboflow, v3",
+                                                        "IPH", "1", "64", "64", "", ""}));
+  EXPECT_EQ(t.rows[4].fields[0], "test");
+}
+
+TEST_F(ExportTest, CsvAloneKeepsTheInputNamesAndEveryImage) {
+  ASSERT_EQ(Run("{formats: [csv]}").summary.exit_code, 0);
+  EXPECT_FALSE(fs::exists(dir_ / "work/x/train"));
+  CsvTable t = ParseCsv(testing::ReadText(dir_ / "work/x/dataset.csv"), "dataset.csv");
+  ASSERT_EQ(t.rows.size(), 7u);
+  EXPECT_EQ(t.rows[3].fields[1], "sub/P0001_002.png");
+  EXPECT_EQ(t.rows[6].fields[0], "");
+  EXPECT_TRUE(fs::is_symlink(dir_ / "work/x/sub/P0001_002.png"));
+}
+
+TEST_F(ExportTest, RoboflowAloneWritesNoCsv) {
+  ASSERT_EQ(Run("{formats: [roboflow]}").summary.exit_code, 0);
+  EXPECT_FALSE(fs::exists(dir_ / "work/x/dataset.csv"));
+  EXPECT_TRUE(fs::exists(dir_ / "work/x/test/_annotations.coco.json"));
+}
+
+TEST_F(ExportTest, RoboflowWithoutAnySplitFailsTheStage) {
+  for (auto& img : in_.images) img.split.clear();
+  auto r = Run();
+  EXPECT_EQ(r.summary.exit_code, 1);
+  EXPECT_EQ(r.Of("x").reason,
+            "no image of input d is in split train, valid or test; the roboflow format needs a split stage upstream");
+}
+
+TEST_F(ExportTest, SameBytesForOneOrTwoThreads) {
+  std::map<std::string, std::string> snaps[2];
+  for (int threads : {1, 2}) {
+    RunOptions o;
+    o.threads = threads;
+    ASSERT_EQ(Run("{}", "x", o).summary.exit_code, 0);
+    snaps[threads - 1] = testing::Snapshot(dir_ / "work/x");
+    fs::remove_all(dir_ / "work");
+  }
+  EXPECT_EQ(snaps[0], snaps[1]);
+  EXPECT_TRUE(snaps[0].count("train/_annotations.coco.json"));
+}
+
+TEST(ExportParamsTest, BadFormatsAreConfigErrors) {
+  TempDir dir;
+  auto run = [&](const std::string& params) {
+    testing::RunYaml(BuiltinRegistry(), dir.path(),
+                     "workdir: work\nstages:\n  - id: ann\n    kind: annotate\n    params: {images: .}\n"
+                     "  - id: x\n    kind: export\n    inputs: ann\n    params: " + params + "\n");
+  };
+  try {
+    run("{formats: [robofow]}");
+    ADD_FAILURE() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown format 'robofow' (did you mean 'roboflow'?)"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(run("{formats: []}"), std::runtime_error);
+  EXPECT_THROW(run("{formats: [csv, csv]}"), std::runtime_error);
+  EXPECT_THROW(run("{formats: [parquet]}"), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace medpipe

@@ -1,0 +1,420 @@
+// split: patient-level train/valid/test split, or k folds for
+// cross-validation, with no patient in two splits.
+//
+// Groups. Images are grouped by union-find over their patient id and their
+// `group_attribute` (merge sets it on Roboflow's augmented copies of one
+// source image), so one patient's images, and every image sharing a group
+// with them, land in one split. An image without a patient id fails the stage
+// unless `missing_patient` says otherwise (own_group: the image is its own
+// patient; filename_regex: group 1 of `patient_pattern` on its file name is
+// the patient id, written into the output).
+//
+// Assignment (what we do instead of Sechidis et al.'s per-label passes, which
+// assume single examples rather than groups): every image counts once for
+// each category it has a box of, and negatives (no boxes) count as a class of
+// their own. Each bin (split or fold) has a target per class, share * class
+// total, and a target for its image count, share * images. Groups are taken
+// largest first (ties in an order drawn from a hash of (seed, group key)), and
+// each goes to the bin where adding it increases the Pearson-style cost
+// sum((count - target)^2 / target), over the group's classes and the image
+// total, the least: in effect the bin furthest below its targets relative to
+// their size, with a penalty for putting a big group into a small bin. Ratios
+// are therefore shares of images, met to within a group's size; per-class
+// shares follow the whole as closely as the groups allow.
+//
+// After assigning, every patient id and group value is checked to appear in
+// one bin only; a violation fails the stage listing the ids.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <map>
+#include <regex>
+#include <set>
+#include <unordered_map>
+
+#include "stages/link_images.h"
+#include "stages/registry.h"
+#include "util/strings.h"
+
+namespace medpipe {
+
+// Every patient id and group value that appears in more than one bin, as
+// "patient P1 in train, valid", sorted. `bins[i]` is image i's split or fold.
+// Shared with balance.cc and the tests (stage files have no headers, so they
+// declare it where they use it).
+std::vector<std::string> FindPatientLeaks(const Dataset& dataset, const std::vector<std::string>& bins,
+                                          const std::string& group_attribute) {
+  std::map<std::string, std::set<std::string>> where;
+  for (size_t i = 0; i < dataset.images.size(); ++i) {
+    const Image& img = dataset.images[i];
+    if (!img.patient_id.empty()) where["patient " + img.patient_id].insert(bins[i]);
+    if (!group_attribute.empty()) {
+      auto it = img.attributes.find(group_attribute);
+      if (it != img.attributes.end()) where["group " + AttrToString(it->second)].insert(bins[i]);
+    }
+  }
+  std::vector<std::string> leaks;
+  for (const auto& [key, set] : where) {
+    if (set.size() > 1) leaks.push_back(key + " in " + Join(std::vector<std::string>(set.begin(), set.end()), ", "));
+  }
+  return leaks;
+}
+
+namespace {
+
+// Seeded order without std:: distributions (whose output differs between
+// standard libraries): FNV-1a of the key, mixed with the seed by splitmix64.
+uint64_t Mix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+uint64_t SeededHash(uint64_t seed, std::string_view key) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : key) h = (h ^ c) * 1099511628211ull;
+  return Mix64(h ^ Mix64(seed));
+}
+
+// Union-find over string keys; the root of a set is its first-seen key, so
+// results depend only on the input order, never on hashing.
+class UnionFind {
+ public:
+  uint32_t Node(const std::string& key) {
+    auto [it, inserted] = ids_.try_emplace(key, static_cast<uint32_t>(parent_.size()));
+    if (inserted) {
+      parent_.push_back(it->second);
+      keys_.push_back(key);
+    }
+    return it->second;
+  }
+  uint32_t Find(uint32_t x) {
+    while (parent_[x] != x) x = parent_[x] = parent_[parent_[x]];
+    return x;
+  }
+  void Union(uint32_t a, uint32_t b) {
+    a = Find(a), b = Find(b);
+    if (a != b) parent_[std::max(a, b)] = std::min(a, b);
+  }
+  const std::string& Key(uint32_t x) const { return keys_[x]; }
+
+ private:
+  std::unordered_map<std::string, uint32_t> ids_;
+  std::vector<uint32_t> parent_;
+  std::vector<std::string> keys_;
+};
+
+enum class Missing { kError, kOwnGroup, kRegex };
+
+struct SplitOptions {
+  bool kfold = false;
+  std::vector<std::pair<std::string, double>> ratios;  // holdout: bin name -> share of images
+  int folds = 5;
+  Missing missing = Missing::kError;
+  std::regex patient_regex;
+  std::string group_attribute;
+};
+
+struct Group {
+  std::string key;                   // the first-seen patient/group key
+  std::vector<size_t> images;        // indices into the kept images
+  std::vector<std::pair<size_t, int>> classes;  // (class index, images), sparse
+};
+
+// Assigns each group a bin per the header comment. `shares` sum to 1.
+std::vector<int> AssignGroups(const std::vector<Group>& groups, const std::vector<double>& shares, size_t classes,
+                              uint64_t seed) {
+  const size_t bins = shares.size();
+  std::vector<double> class_total(classes, 0.0);
+  double images = 0;
+  for (const Group& g : groups) {
+    images += static_cast<double>(g.images.size());
+    for (auto [c, n] : g.classes) class_total[c] += n;
+  }
+  // count[b][c] for c < classes; count[b][classes] is the bin's image count.
+  std::vector<std::vector<double>> count(bins, std::vector<double>(classes + 1, 0.0));
+  auto target = [&](size_t b, size_t c) { return shares[b] * (c < classes ? class_total[c] : images); };
+
+  std::vector<uint64_t> tie(groups.size());
+  for (size_t i = 0; i < groups.size(); ++i) tie[i] = SeededHash(seed, groups[i].key);
+  std::vector<size_t> order(groups.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    if (groups[a].images.size() != groups[b].images.size()) return groups[a].images.size() > groups[b].images.size();
+    if (tie[a] != tie[b]) return tie[a] < tie[b];
+    return groups[a].key < groups[b].key;
+  });
+
+  std::vector<int> bin_of(groups.size(), -1);
+  for (size_t gi : order) {
+    const Group& g = groups[gi];
+    const double size = static_cast<double>(g.images.size());
+    int best = -1;
+    double best_cost = std::numeric_limits<double>::infinity();
+    for (size_t b = 0; b < bins; ++b) {
+      if (shares[b] <= 0) continue;
+      // Increase of (x - t)^2 / t when x grows by n: n * (2 (x - t) + n) / t.
+      auto inc = [&](size_t c, double n) {
+        double t = target(b, c);
+        return n * (2 * (count[b][c] - t) + n) / t;
+      };
+      double cost = inc(classes, size);
+      for (auto [c, n] : g.classes) cost += inc(c, n);
+      if (cost < best_cost) best_cost = cost, best = static_cast<int>(b);
+    }
+    bin_of[gi] = best;
+    count[best][classes] += size;
+    for (auto [c, n] : g.classes) count[best][c] += n;
+  }
+  return bin_of;
+}
+
+class SplitStage : public Stage {
+ public:
+  explicit SplitStage(SplitOptions o) : o_(std::move(o)) {}
+
+  Status Run(StageContext& ctx) const override {
+    MEDPIPE_ASSIGN_OR_RETURN(Dataset in, ctx.ReadInputDataset(0));
+    const fs::path in_dir = ctx.inputs()[0].dir;
+
+    // Images whose file name would leave the folder are dropped, as filter does.
+    std::vector<Image> images;
+    images.reserve(in.images.size());
+    for (const Image& img : in.images) {
+      if (!IsContainedRelativePath(img.file_name)) {
+        ctx.Problem(img.file_name, "file_name leaves the dataset folder; image skipped");
+        ctx.Count("unsafe_file_names");
+        continue;
+      }
+      images.push_back(img);
+    }
+
+    // Identities: patient id (or the fallback), and the group attribute.
+    UnionFind uf;
+    std::vector<uint32_t> node(images.size());
+    std::vector<std::string> unresolved;
+    for (size_t i = 0; i < images.size(); ++i) {
+      Image& img = images[i];
+      if (img.patient_id.empty()) {
+        ctx.Count("missing_patient_id");
+        if (o_.missing == Missing::kRegex) {
+          std::smatch m;
+          if (std::regex_search(img.file_name, m, o_.patient_regex) && m.size() > 1 && m[1].matched &&
+              m[1].length() > 0) {
+            img.patient_id = m[1].str();
+          }
+        }
+        if (img.patient_id.empty() && o_.missing != Missing::kOwnGroup) unresolved.push_back(img.file_name);
+      }
+      node[i] = img.patient_id.empty() ? uf.Node("image\x1f" + std::to_string(i))
+                                       : uf.Node("patient\x1f" + img.patient_id);
+      if (!o_.group_attribute.empty()) {
+        auto it = img.attributes.find(o_.group_attribute);
+        if (it != img.attributes.end()) uf.Union(node[i], uf.Node("group\x1f" + AttrToString(it->second)));
+      }
+    }
+    if (!unresolved.empty()) {
+      std::vector<std::string> shown(unresolved.begin(), unresolved.begin() + std::min<size_t>(unresolved.size(), 10));
+      return Status::Failed(fmt::format(
+          "{} image(s) have no patient id{}: {}{}; set missing_patient to own_group or filename_regex",
+          unresolved.size(), o_.missing == Missing::kRegex ? " and do not match patient_pattern" : "",
+          Join(shown, ", "), unresolved.size() > shown.size() ? ", ..." : ""));
+    }
+
+    // Classes: categories in dataset order, then "negative".
+    std::unordered_map<int64_t, size_t> class_of;
+    for (size_t c = 0; c < in.categories.size(); ++c) class_of.emplace(in.categories[c].id, c);
+    const size_t negative = in.categories.size();
+    auto by_image = in.AnnotationsByImage();
+    std::vector<std::vector<size_t>> image_classes(images.size());
+    for (size_t i = 0; i < images.size(); ++i) {
+      auto it = by_image.find(images[i].id);
+      if (it == by_image.end() || it->second.empty()) {
+        image_classes[i] = {negative};
+        continue;
+      }
+      for (size_t k : it->second) {
+        auto c = class_of.find(in.annotations[k].category_id);
+        if (c != class_of.end()) image_classes[i].push_back(c->second);
+      }
+      std::sort(image_classes[i].begin(), image_classes[i].end());
+      image_classes[i].erase(std::unique(image_classes[i].begin(), image_classes[i].end()), image_classes[i].end());
+    }
+
+    // Groups in order of first appearance.
+    std::vector<Group> groups;
+    std::unordered_map<uint32_t, size_t> group_of_root;
+    std::vector<size_t> group_of_image(images.size());
+    for (size_t i = 0; i < images.size(); ++i) {
+      uint32_t root = uf.Find(node[i]);
+      auto [it, inserted] = group_of_root.try_emplace(root, groups.size());
+      if (inserted) groups.push_back(Group{uf.Key(root), {}, {}});
+      group_of_image[i] = it->second;
+      groups[it->second].images.push_back(i);
+    }
+    for (Group& g : groups) {
+      std::map<size_t, int> n;
+      for (size_t i : g.images) {
+        for (size_t c : image_classes[i]) ++n[c];
+      }
+      g.classes.assign(n.begin(), n.end());
+    }
+
+    std::vector<std::string> bin_names;
+    std::vector<double> shares;
+    if (o_.kfold) {
+      for (int k = 0; k < o_.folds; ++k) {
+        bin_names.push_back(fmt::format("fold{}", k));
+        shares.push_back(1.0 / o_.folds);
+      }
+    } else {
+      for (const auto& [name, share] : o_.ratios) bin_names.push_back(name), shares.push_back(share);
+    }
+    std::vector<int> bin_of_group = AssignGroups(groups, shares, negative + 1, ctx.seed());
+
+    std::vector<std::string> bins(images.size());
+    for (size_t i = 0; i < images.size(); ++i) {
+      int b = bin_of_group[group_of_image[i]];
+      bins[i] = bin_names[b];
+      if (o_.kfold) {
+        images[i].split = "train";
+        images[i].attributes["fold"] = int64_t{b};
+      } else {
+        images[i].split = bin_names[b];
+      }
+    }
+
+    // The leakage check runs on the output itself, not on the groups it came
+    // from, so a bug in the grouping cannot pass unnoticed.
+    Dataset out;
+    out.categories = in.categories;
+    out.images = std::move(images);
+    if (std::vector<std::string> leaks = FindPatientLeaks(out, bins, o_.group_attribute); !leaks.empty()) {
+      return Status::Failed(fmt::format("patient leakage between {}: {}", o_.kfold ? "folds" : "splits",
+                                        Join(leaks, "; ")));
+    }
+
+    std::vector<LinkSpec> links;
+    links.reserve(out.images.size());
+    for (const Image& img : out.images) links.push_back(LinkSpec{img.file_name, in_dir / img.file_name});
+    MEDPIPE_ASSIGN_OR_RETURN(std::vector<bool> linked, LinkImages(ctx, links));
+
+    // Keep linked images (ids unchanged) and their annotations; count per bin.
+    std::vector<Image> kept;
+    kept.reserve(out.images.size());
+    std::unordered_map<int64_t, bool> kept_ids;
+    std::vector<std::set<std::string>> patients(bin_names.size());
+    std::vector<std::set<size_t>> bin_groups(bin_names.size());
+    std::vector<std::vector<int64_t>> per_class(bin_names.size(), std::vector<int64_t>(negative + 1, 0));
+    std::vector<int64_t> per_bin(bin_names.size(), 0);
+    for (size_t i = 0; i < out.images.size(); ++i) {
+      if (!linked[i]) continue;
+      size_t b = static_cast<size_t>(bin_of_group[group_of_image[i]]);
+      ++per_bin[b];
+      if (!out.images[i].patient_id.empty()) patients[b].insert(out.images[i].patient_id);
+      bin_groups[b].insert(group_of_image[i]);
+      for (size_t c : image_classes[i]) ++per_class[b][c];
+      kept_ids[out.images[i].id] = true;
+      kept.push_back(std::move(out.images[i]));
+    }
+    out.images = std::move(kept);
+    for (const Annotation& a : in.annotations) {
+      if (kept_ids.count(a.image_id)) out.annotations.push_back(a);
+    }
+
+    ctx.Count("images", static_cast<int64_t>(out.images.size()));
+    ctx.Count("groups", static_cast<int64_t>(groups.size()));
+    for (size_t b = 0; b < bin_names.size(); ++b) {
+      const std::string& s = bin_names[b];
+      ctx.Count(s + ".images", per_bin[b]);
+      ctx.Count(s + ".patients", static_cast<int64_t>(patients[b].size()));
+      ctx.Count(s + ".groups", static_cast<int64_t>(bin_groups[b].size()));
+      ctx.Count(s + ".negatives", per_class[b][negative]);
+      for (size_t c = 0; c < negative; ++c) ctx.Count(s + ".class." + in.categories[c].name, per_class[b][c]);
+    }
+    return ctx.WriteDataset(out);
+  }
+
+ private:
+  SplitOptions o_;
+};
+
+Result<std::unique_ptr<Stage>> MakeSplit(const StageDecl& d, uint64_t) {
+  const Params& p = d.params;
+  SplitOptions o;
+  o.kfold = p.GetString("mode") == "kfold";
+  if (!o.kfold) {
+    double sum = 0;
+    std::set<std::string> names;
+    for (const auto& [name, text] : p.GetStringMap("ratios")) {
+      char* end = nullptr;
+      double v = std::strtod(text.c_str(), &end);
+      if (text.empty() || *end != '\0' || !std::isfinite(v) || v < 0 || v > 1) {
+        return p.Error("ratios", fmt::format("'{}: {}' is not a share between 0 and 1", name, text));
+      }
+      if (name.empty() || !names.insert(name).second) {
+        return p.Error("ratios", fmt::format("split name '{}' is empty or listed twice", name));
+      }
+      o.ratios.emplace_back(name, v);
+      sum += v;
+    }
+    if (o.ratios.empty()) return p.Error("ratios", "name at least one split, e.g. {train: 0.8, valid: 0.2}");
+    if (std::abs(sum - 1.0) > 1e-6) return p.Error("ratios", fmt::format("the shares sum to {}, not 1", sum));
+  }
+  int64_t folds = p.GetInt("folds");
+  if (folds < 2 || folds > 1000) return p.Error("folds", "needs 2 to 1000 folds");
+  o.folds = static_cast<int>(folds);
+
+  const std::string& missing = p.GetString("missing_patient");
+  o.missing = missing == "own_group" ? Missing::kOwnGroup : missing == "filename_regex" ? Missing::kRegex : Missing::kError;
+  const std::string& pattern = p.GetString("patient_pattern");
+  if (o.missing == Missing::kRegex) {
+    if (pattern.empty()) return p.Error("patient_pattern", "missing_patient: filename_regex needs a patient_pattern");
+    try {
+      o.patient_regex = std::regex(pattern, std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      return p.Error("patient_pattern", std::string("not a valid regular expression: ") + e.what());
+    }
+    if (o.patient_regex.mark_count() < 1) {
+      return p.Error("patient_pattern", "needs a capture group for the patient id, e.g. '^images/(P\\d+)_'");
+    }
+  } else if (!pattern.empty()) {
+    return p.Error("patient_pattern", "only used with missing_patient: filename_regex");
+  }
+  o.group_attribute = p.GetString("group_attribute");
+  return std::unique_ptr<Stage>(new SplitStage(std::move(o)));
+}
+
+}  // namespace
+
+void RegisterSplit(Registry* registry) {
+  KindSpec spec;
+  spec.name = "split";
+  spec.version = 1;
+  spec.help =
+      "patient-level split (or k folds) stratified by class, negatives included; no patient or group in two "
+      "splits";
+  spec.min_inputs = 1;
+  spec.max_inputs = 1;
+  spec.params = {
+      {"mode", ParamType::kString, "holdout", false,
+       "holdout: split per `ratios`; kfold: `folds` folds in attributes.fold (split set to train)",
+       {"holdout", "kfold"}},
+      {"ratios", ParamType::kStringMap, "{train: 0.8, valid: 0.15, test: 0.05}", false,
+       "split name -> share of images, summing to 1 (holdout)", {}},
+      {"folds", ParamType::kInt, "5", false, "number of folds (kfold)", {}},
+      {"missing_patient", ParamType::kString, "error", false,
+       "images without a patient id: error, own_group (each its own patient) or filename_regex",
+       {"error", "own_group", "filename_regex"}},
+      {"patient_pattern", ParamType::kString, "", false,
+       "regex on file_name whose group 1 is the patient id (missing_patient: filename_regex)", {}},
+      {"group_attribute", ParamType::kString, "group", false,
+       "image attribute whose equal values must share a split (e.g. Roboflow copies); empty: none", {}},
+  };
+  registry->Add(StageKind{std::move(spec), MakeSplit});
+}
+
+}  // namespace medpipe
