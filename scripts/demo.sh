@@ -1,16 +1,37 @@
 #!/usr/bin/env bash
-# Installs dependencies, builds, writes the synthetic example data and runs the
-# example pipeline on it. Rerunning resumes: finished stages are skipped.
+# Installs dependencies, builds, writes the synthetic example data and runs
+# the main job on it: the hemorrhage v4 workflow (configs/hemorrhage_v4.yaml),
+# and the small example pipeline (examples/pipeline.yaml). Rerunning resumes:
+# finished stages are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh build
-build/medpipe-examplegen --out examples/data
-build/medpipe-ctgen --out examples/data/ct --patients 6 --slices 12
+
+# Example data (deterministic; regenerated only when missing).
+if [[ ! -f examples/data/v4/ct/feedback.csv ]]; then
+  build/medpipe-examplegen --out examples/data/v4/v3 --classes IPH,IVH,SAH,SDH --prefix V3 \
+    --patients 30 --slices 10 --seed 11
+  build/medpipe-examplegen --out examples/data/v4/roboflow --roboflow --patients 30 --slices 8 --seed 12
+  build/medpipe-ctgen --out examples/data/v4/ct --patients 80 --slices 4 --seed 13
+fi
+if [[ ! -f examples/data/ct/feedback.csv ]]; then
+  build/medpipe-examplegen --out examples/data
+  build/medpipe-ctgen --out examples/data/ct --patients 6 --slices 12
+fi
+
+build/medpipe run configs/hemorrhage_v4.yaml
+build/medpipe status configs/hemorrhage_v4.yaml
 build/medpipe run examples/pipeline.yaml
-build/medpipe status examples/pipeline.yaml
-echo
-echo "outputs: examples/work/<stage>/ (dataset.json, report.json, images/):"
-echo "  examples/work/four_class/dataset.json       the 4-class dataset (links to annotate's images)"
-echo "  examples/work/no_hem_download/report.json   downloaded, filtered and failed counts"
-echo "  examples/work/ct_rgb/images/                 3-window RGB PNGs of the synthetic head CT"
+
+cat <<'MSG'
+
+outputs:
+  examples/work/hemorrhage_v4/6class_coco/{train,valid,test}/_annotations.coco.json
+                                   the balanced, augmented, validated 6-class dataset
+  examples/work/hemorrhage_v4/4class_coco/   the 4-class version (links, not copies)
+  examples/work/hemorrhage_v4/analysis/analysis.txt   per-split counts and negative share
+  examples/work/hemorrhage_v4/checked/validation.json every check and its result
+  examples/work/hemorrhage_v4/6class_coco/dataset.csv one row per image
+  examples/work/<stage>/           the small example pipeline's stages
+MSG
