@@ -15,39 +15,6 @@ namespace {
 
 using testing::TempDir;
 
-// Test-only kind: emits the dataset of a COCO file as its own, each file linked
-// from the COCO file's folder (annotate sets no split; this can).
-class EmitStage : public Stage {
- public:
-  explicit EmitStage(fs::path coco) : coco_(std::move(coco)) {}
-  Result<std::string> ExternalFingerprint() const override {
-    MEDPIPE_ASSIGN_OR_RETURN(std::string text, ReadFile(coco_));
-    return HashBytes(text);
-  }
-  Status Run(StageContext& ctx) const override {
-    MEDPIPE_ASSIGN_OR_RETURN(Dataset ds, ReadCoco(coco_));
-    std::vector<LinkSpec> links;
-    for (const auto& img : ds.images) links.push_back(LinkSpec{img.file_name, coco_.parent_path() / img.file_name});
-    MEDPIPE_RETURN_IF_ERROR(LinkImages(ctx, links).status());
-    return ctx.WriteDataset(ds);
-  }
-
- private:
-  fs::path coco_;
-};
-
-const Registry& Kinds() {
-  static const Registry* r = [] {
-    auto* reg = new Registry(BuiltinRegistry());
-    KindSpec emit{"emit", 1, "test: a dataset from a COCO file", {}, 0, 0};
-    emit.params = {{"coco", ParamType::kPath, "", true, "", {}}};
-    reg->Add({emit, [](const StageDecl& d, uint64_t) -> Result<std::unique_ptr<Stage>> {
-                return std::unique_ptr<Stage>(new EmitStage(d.params.GetString("coco")));
-              }});
-    return reg;
-  }();
-  return *r;
-}
 
 rapidjson::Document ReadJson(const fs::path& path) {
   rapidjson::Document doc;
@@ -116,7 +83,7 @@ class AnalyzeTest : public ::testing::Test {
     testing::WriteText(dir_ / "data/ds.json", SerializeCoco(ds));
   }
   testing::RunResult Run(RunOptions o = {}) {
-    return testing::RunYaml(Kinds(), dir_.path(),
+    return testing::RunYaml(testing::TestKinds(), dir_.path(),
                             "workdir: work\nstages:\n"
                             "  - id: d\n    kind: emit\n    params: {coco: data/ds.json}\n"
                             "  - id: a\n    kind: analyze\n    inputs: d\n",

@@ -11,7 +11,6 @@ namespace medpipe {
 
 // Defined in split_test.cc.
 namespace split_testing {
-const Registry& TestRegistry();
 Dataset RandomDataset(uint64_t seed, int patients, int max_slices, int classes, double negative_share,
                       const std::string& prefix);
 std::map<std::string, int64_t> Counters(const fs::path& stage_dir);
@@ -77,11 +76,11 @@ class BalanceTest : public ::testing::Test {
     fs::create_directories(dir / "data");
     testing::WriteText(dir / "data/ds.json", SerializeCoco(ds));
     testing::WriteText(dir / "data/pool.json", SerializeCoco(pool));
-    return testing::RunYaml(TestRegistry(), dir,
+    return testing::RunYaml(testing::TestKinds(), dir,
                             "workdir: work\nseed: " + std::to_string(seed) +
                                 "\nstages:\n"
-                                "  - {id: ds, kind: given, params: {file: data/ds.json}}\n"
-                                "  - {id: pool, kind: given, params: {file: data/pool.json}}\n"
+                                "  - {id: ds, kind: emit, params: {coco: data/ds.json}}\n"
+                                "  - {id: pool, kind: emit, params: {coco: data/pool.json}}\n"
                                 "  - {id: b, kind: balance, inputs: [ds, pool], params: " + params + "}\n",
                             options);
   }
@@ -284,11 +283,11 @@ TEST_F(BalanceTest, PropertyNoPatientInTwoSplitsOverRandomDatasets) {
     }
     testing::WriteText(dir / "data/ds.json", SerializeCoco(in));
     testing::WriteText(dir / "data/pool.json", SerializeCoco(pool));
-    auto r = testing::RunYaml(TestRegistry(), dir.path(),
+    auto r = testing::RunYaml(testing::TestKinds(), dir.path(),
                               "workdir: work\nseed: " + std::to_string(rng() % 100) +
                                   "\nstages:\n"
-                                  "  - {id: ds, kind: given, params: {file: data/ds.json}}\n"
-                                  "  - {id: pool, kind: given, params: {file: data/pool.json}}\n"
+                                  "  - {id: ds, kind: emit, params: {coco: data/ds.json}}\n"
+                                  "  - {id: pool, kind: emit, params: {coco: data/pool.json}}\n"
                                   "  - {id: s, kind: split, inputs: [ds]}\n"
                                   "  - {id: b, kind: balance, inputs: [s, pool], params: {target_negative_fraction: " +
                                   std::to_string(static_cast<double>(rng() % 90) / 100) + "}}\n");
@@ -300,7 +299,9 @@ TEST_F(BalanceTest, PropertyNoPatientInTwoSplitsOverRandomDatasets) {
     std::map<std::string, std::string> home;
     for (const Image& img : split.images) home[img.patient_id] = img.split;
     for (const Image& img : out.images) {
-      if (home.count(img.patient_id)) EXPECT_EQ(img.split, home[img.patient_id]) << t << " " << img.file_name;
+      if (home.count(img.patient_id)) {
+        EXPECT_EQ(img.split, home[img.patient_id]) << t << " " << img.file_name;
+      }
     }
     auto c = Counters(dir / "work/b");
     EXPECT_EQ(static_cast<int64_t>(out.images.size()), static_cast<int64_t>(split.images.size()) + c["pool.used"]);

@@ -155,14 +155,18 @@ TEST(ConvertLibrary, EveryTestFileConvertsOrFailsWithAReason) {
     EXPECT_EQ(r.status().code(), Status::Code::kInvalid) << r.status().ToString();
     EXPECT_NE(r.status().message().find(name), std::string::npos) << "the reason names the file";
     EXPECT_GT(r.status().message().size(), f.string().size() + 10) << "and says why";
-    if (j2k) EXPECT_NE(r.status().message().find("JPEG 2000"), std::string::npos) << r.status().message();
-    if (name == "MR_truncated.dcm") EXPECT_NE(r.status().message().find("truncated"), std::string::npos);
+    if (j2k) {
+      EXPECT_NE(r.status().message().find("JPEG 2000"), std::string::npos) << r.status().message();
+    }
+    if (name == "MR_truncated.dcm") {
+      EXPECT_NE(r.status().message().find("truncated"), std::string::npos);
+    }
   }
   EXPECT_TRUE(must_convert.empty()) << "did not convert: " << *must_convert.begin();
   EXPECT_GE(converted, 45);
 
   // The named failures, explicitly.
-  for (const fs::path f : {kPydicomFiles / "JPEG2000.dcm", kPydicomFiles / "MR_small_jp2klossless.dcm",
+  for (const fs::path& f : {kPydicomFiles / "JPEG2000.dcm", kPydicomFiles / "MR_small_jp2klossless.dcm",
                            kPublic / "cxr_dicom/RG1_J2KI.dcm"}) {
     Result<std::vector<EncodedFrame>> r = ConvertDicomFile(f, ConvertOptions(), nullptr);
     ASSERT_FALSE(r.ok()) << f;
@@ -586,7 +590,9 @@ TEST(ConvertStage, ConfigErrorsBeforeAnyWork) {
     if (!p.ok()) continue;  // rejected by validation already
     Result<std::vector<std::unique_ptr<Stage>>> stages = BuiltinRegistry().Instantiate(*p);
     EXPECT_FALSE(stages.ok()) << bad;
-    if (!stages.ok()) EXPECT_EQ(stages.status().code(), Status::Code::kConfig);
+    if (!stages.ok()) {
+      EXPECT_EQ(stages.status().code(), Status::Code::kConfig);
+    }
   }
 }
 

@@ -19,45 +19,6 @@ std::vector<std::string> FindPatientLeaks(const Dataset& dataset, const std::vec
 // Helpers shared with balance_test.cc (declared there).
 namespace split_testing {
 
-// "given": a test-only upstream stage publishing a COCO file the test wrote.
-// Its images are links to <file's folder>/<file_name>, which need not exist:
-// split and balance never read pixels.
-class GivenStage : public Stage {
- public:
-  explicit GivenStage(fs::path file) : file_(std::move(file)) {}
-  Result<std::string> ExternalFingerprint() const override {
-    MEDPIPE_ASSIGN_OR_RETURN(std::string text, ReadFile(file_));
-    return HashBytes(text);
-  }
-  Status Run(StageContext& ctx) const override {
-    MEDPIPE_ASSIGN_OR_RETURN(Dataset ds, ReadCoco(file_));
-    std::vector<LinkSpec> links;
-    for (const Image& img : ds.images) links.push_back(LinkSpec{img.file_name, file_.parent_path() / img.file_name});
-    MEDPIPE_ASSIGN_OR_RETURN(std::vector<bool> ok, LinkImages(ctx, links));
-    (void)ok;
-    return ctx.WriteDataset(ds);
-  }
-
- private:
-  fs::path file_;
-};
-
-const Registry& TestRegistry() {
-  static const Registry* registry = [] {
-    auto* r = new Registry;
-    RegisterSplit(r);
-    RegisterBalance(r);
-    KindSpec spec;
-    spec.name = "given";
-    spec.min_inputs = spec.max_inputs = 0;
-    spec.params = {{"file", ParamType::kPath, "", true, "COCO file", {}}};
-    r->Add(StageKind{spec, [](const StageDecl& d, uint64_t) -> Result<std::unique_ptr<Stage>> {
-                       return std::unique_ptr<Stage>(new GivenStage(d.params.GetString("file")));
-                     }});
-    return r;
-  }();
-  return *registry;
-}
 
 // A random dataset of `patients` patients with 1..max_slices images each.
 // Each patient leans to one class (skewed: class k is about twice as common
@@ -142,10 +103,10 @@ class SplitTest : public ::testing::Test {
     fs::path dir = where.empty() ? dir_.path() : where;
     fs::create_directories(dir / "data");
     testing::WriteText(dir / "data/ds.json", SerializeCoco(ds));
-    return testing::RunYaml(TestRegistry(), dir,
+    return testing::RunYaml(testing::TestKinds(), dir,
                             "workdir: work\nseed: " + std::to_string(seed) +
                                 "\nstages:\n"
-                                "  - {id: given, kind: given, params: {file: data/ds.json}}\n"
+                                "  - {id: given, kind: emit, params: {coco: data/ds.json}}\n"
                                 "  - {id: s, kind: split, inputs: [given], params: " + params + "}\n",
                             options);
   }

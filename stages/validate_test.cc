@@ -14,40 +14,6 @@ namespace {
 
 using testing::TempDir;
 
-// Test-only kind: emits the dataset of a COCO file as its own, each file linked
-// from the COCO file's folder, so tests can hand validate any dataset
-// (splits, bad boxes, missing files) that no builtin stage would produce.
-class EmitStage : public Stage {
- public:
-  explicit EmitStage(fs::path coco) : coco_(std::move(coco)) {}
-  Result<std::string> ExternalFingerprint() const override {
-    MEDPIPE_ASSIGN_OR_RETURN(std::string text, ReadFile(coco_));
-    return HashBytes(text);
-  }
-  Status Run(StageContext& ctx) const override {
-    MEDPIPE_ASSIGN_OR_RETURN(Dataset ds, ReadCoco(coco_));
-    std::vector<LinkSpec> links;
-    for (const auto& img : ds.images) links.push_back(LinkSpec{img.file_name, coco_.parent_path() / img.file_name});
-    MEDPIPE_RETURN_IF_ERROR(LinkImages(ctx, links).status());
-    return ctx.WriteDataset(ds);
-  }
-
- private:
-  fs::path coco_;
-};
-
-const Registry& Kinds() {
-  static const Registry* r = [] {
-    auto* reg = new Registry(BuiltinRegistry());
-    KindSpec emit{"emit", 1, "test: a dataset from a COCO file", {}, 0, 0};
-    emit.params = {{"coco", ParamType::kPath, "", true, "", {}}};
-    reg->Add({emit, [](const StageDecl& d, uint64_t) -> Result<std::unique_ptr<Stage>> {
-                return std::unique_ptr<Stage>(new EmitStage(d.params.GetString("coco")));
-              }});
-    return reg;
-  }();
-  return *r;
-}
 
 // A 64x64 gray baseline JPEG of a gradient.
 std::string EncodeJpeg() {
@@ -117,7 +83,7 @@ class ValidateTest : public ::testing::Test {
   testing::RunResult Run(const std::string& params = "{}", const std::string& extra_inputs = "",
                          RunOptions options = {}) {
     testing::WriteText(dir_ / "data/ds.json", SerializeCoco(ds_));
-    return testing::RunYaml(Kinds(), dir_.path(),
+    return testing::RunYaml(testing::TestKinds(), dir_.path(),
                             "workdir: work\nstages:\n"
                             "  - id: d\n    kind: emit\n    params: {coco: data/ds.json}\n"
                             "  - id: other\n    kind: emit\n    params: {coco: data/other.json}\n"

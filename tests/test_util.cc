@@ -7,6 +7,10 @@
 
 #include <gtest/gtest.h>
 
+#include "dataset/coco_io.h"
+#include "stages/link_images.h"
+#include "util/hash.h"
+
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -125,6 +129,42 @@ std::map<std::string, std::string> Snapshot(const fs::path& dir) {
 size_t JournalLines(const fs::path& stage_dir) {
   std::string text = ReadText(stage_dir / kMetaDir / "items.jsonl");
   return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+namespace {
+
+class EmitStage : public Stage {
+ public:
+  explicit EmitStage(fs::path coco) : coco_(std::move(coco)) {}
+  Result<std::string> ExternalFingerprint() const override {
+    MEDPIPE_ASSIGN_OR_RETURN(std::string text, ReadFile(coco_));
+    return HashBytes(text);
+  }
+  Status Run(StageContext& ctx) const override {
+    MEDPIPE_ASSIGN_OR_RETURN(Dataset ds, ReadCoco(coco_));
+    std::vector<LinkSpec> links;
+    for (const auto& img : ds.images) links.push_back(LinkSpec{img.file_name, coco_.parent_path() / img.file_name});
+    MEDPIPE_RETURN_IF_ERROR(LinkImages(ctx, links).status());
+    return ctx.WriteDataset(ds);
+  }
+
+ private:
+  fs::path coco_;
+};
+
+}  // namespace
+
+const Registry& TestKinds() {
+  static const Registry* r = [] {
+    auto* reg = new Registry(BuiltinRegistry());
+    KindSpec emit{"emit", 1, "test: a dataset from a COCO file", {}, 0, 0};
+    emit.params = {{"coco", ParamType::kPath, "", true, "the COCO file", {}}};
+    reg->Add({emit, [](const StageDecl& d, uint64_t) -> Result<std::unique_ptr<Stage>> {
+                return std::unique_ptr<Stage>(new EmitStage(d.params.GetString("coco")));
+              }});
+    return reg;
+  }();
+  return *r;
 }
 
 const StageOutcome& RunResult::Of(const std::string& id) const {

@@ -58,6 +58,12 @@ std::map<std::string, std::string> Snapshot(const fs::path& dir);
 // Number of complete lines in a stage's item journal.
 size_t JournalLines(const fs::path& stage_dir);
 
+// The builtin stage kinds plus "emit", a test-only kind (no inputs; param
+// `coco`, a path) that publishes the dataset of a COCO file the test wrote as
+// its own, each image linked from the file's folder (the targets need not
+// exist), so a test can hand a stage any dataset no builtin stage produces.
+const Registry& TestKinds();
+
 // Parses `yaml` (written to <dir>/pipeline.yaml) against `registry`, builds
 // its stages and runs it. Fails the test on config errors.
 struct RunResult {
