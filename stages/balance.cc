@@ -42,54 +42,13 @@
 #include "dataset/coco_io.h"
 #include "graph/params.h"
 #include "stages/link_images.h"
+#include "stages/patient_groups.h"
 #include "stages/registry.h"
 #include "util/strings.h"
 
 namespace medpipe {
 
-// Defined in split.cc.
-std::vector<std::string> FindPatientLeaks(const Dataset& dataset, const std::vector<std::string>& bins,
-                                          const std::string& group_attribute);
-
 namespace {
-
-uint64_t Mix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-uint64_t SeededHash(uint64_t seed, std::string_view key) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : key) h = (h ^ c) * 1099511628211ull;
-  return Mix64(h ^ Mix64(seed));
-}
-
-class UnionFind {
- public:
-  uint32_t Node(const std::string& key) {
-    auto [it, inserted] = ids_.try_emplace(key, static_cast<uint32_t>(parent_.size()));
-    if (inserted) {
-      parent_.push_back(it->second);
-      keys_.push_back(key);
-    }
-    return it->second;
-  }
-  uint32_t Find(uint32_t x) {
-    while (parent_[x] != x) x = parent_[x] = parent_[parent_[x]];
-    return x;
-  }
-  void Union(uint32_t a, uint32_t b) {
-    a = Find(a), b = Find(b);
-    if (a != b) parent_[std::max(a, b)] = std::min(a, b);
-  }
-  const std::string& Key(uint32_t x) const { return keys_[x]; }
-
- private:
-  std::unordered_map<std::string, uint32_t> ids_;
-  std::vector<uint32_t> parent_;
-  std::vector<std::string> keys_;
-};
 
 struct BalanceOptions {
   double fraction = 0.5;

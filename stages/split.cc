@@ -36,76 +36,13 @@
 #include <unordered_map>
 
 #include "stages/link_images.h"
+#include "stages/patient_groups.h"
 #include "stages/registry.h"
 #include "util/strings.h"
 
 namespace medpipe {
 
-// Every patient id and group value that appears in more than one bin, as
-// "patient P1 in train, valid", sorted. `bins[i]` is image i's split or fold.
-// Shared with balance.cc and the tests (stage files have no headers, so they
-// declare it where they use it).
-std::vector<std::string> FindPatientLeaks(const Dataset& dataset, const std::vector<std::string>& bins,
-                                          const std::string& group_attribute) {
-  std::map<std::string, std::set<std::string>> where;
-  for (size_t i = 0; i < dataset.images.size(); ++i) {
-    const Image& img = dataset.images[i];
-    if (!img.patient_id.empty()) where["patient " + img.patient_id].insert(bins[i]);
-    if (!group_attribute.empty()) {
-      auto it = img.attributes.find(group_attribute);
-      if (it != img.attributes.end()) where["group " + AttrToString(it->second)].insert(bins[i]);
-    }
-  }
-  std::vector<std::string> leaks;
-  for (const auto& [key, set] : where) {
-    if (set.size() > 1) leaks.push_back(key + " in " + Join(std::vector<std::string>(set.begin(), set.end()), ", "));
-  }
-  return leaks;
-}
-
 namespace {
-
-// Seeded order without std:: distributions (whose output differs between
-// standard libraries): FNV-1a of the key, mixed with the seed by splitmix64.
-uint64_t Mix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-uint64_t SeededHash(uint64_t seed, std::string_view key) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : key) h = (h ^ c) * 1099511628211ull;
-  return Mix64(h ^ Mix64(seed));
-}
-
-// Union-find over string keys; the root of a set is its first-seen key, so
-// results depend only on the input order, never on hashing.
-class UnionFind {
- public:
-  uint32_t Node(const std::string& key) {
-    auto [it, inserted] = ids_.try_emplace(key, static_cast<uint32_t>(parent_.size()));
-    if (inserted) {
-      parent_.push_back(it->second);
-      keys_.push_back(key);
-    }
-    return it->second;
-  }
-  uint32_t Find(uint32_t x) {
-    while (parent_[x] != x) x = parent_[x] = parent_[parent_[x]];
-    return x;
-  }
-  void Union(uint32_t a, uint32_t b) {
-    a = Find(a), b = Find(b);
-    if (a != b) parent_[std::max(a, b)] = std::min(a, b);
-  }
-  const std::string& Key(uint32_t x) const { return keys_[x]; }
-
- private:
-  std::unordered_map<std::string, uint32_t> ids_;
-  std::vector<uint32_t> parent_;
-  std::vector<std::string> keys_;
-};
 
 enum class Missing { kError, kOwnGroup, kRegex };
 

@@ -7,14 +7,11 @@
 
 #include "dataset/coco_io.h"
 #include "stages/link_images.h"
+#include "stages/patient_groups.h"
 #include "tests/test_util.h"
 #include "util/hash.h"
 
 namespace medpipe {
-
-// Defined in split.cc.
-std::vector<std::string> FindPatientLeaks(const Dataset& dataset, const std::vector<std::string>& bins,
-                                          const std::string& group_attribute);
 
 // Helpers shared with balance_test.cc (declared there).
 namespace split_testing {
