@@ -62,7 +62,7 @@ bool DecodeItemRecord(std::string_view line, ItemRecord* r) {
   return true;
 }
 
-Result<std::unique_ptr<ItemJournal>> ItemJournal::Open(Disk* disk, const fs::path& stage_dir) {
+Result<std::unique_ptr<ItemJournal>> ItemJournal::Open(Disk* disk, const fs::path& stage_dir, bool repair) {
   std::unique_ptr<ItemJournal> j(new ItemJournal(disk, PathFor(stage_dir)));
   Result<std::string> text = ReadFile(j->path_);
   if (!text.ok()) {
@@ -74,6 +74,7 @@ Result<std::unique_ptr<ItemJournal>> ItemJournal::Open(Disk* disk, const fs::pat
     size_t nl = rest.find('\n');
     if (nl == std::string_view::npos) {
       // A torn tail from a kill: drop it, so the next append starts a line.
+      if (!repair) break;
       MEDPIPE_RETURN_IF_ERROR(disk->WriteAtomic(j->path_, std::string_view(*text).substr(0, text->size() - rest.size()),
                                                 /*sync=*/false));
       break;

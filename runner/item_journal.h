@@ -31,8 +31,11 @@ struct ItemRecord {
 
 class ItemJournal {
  public:
-  // Loads the journal of `stage_dir` (empty when there is none).
-  static Result<std::unique_ptr<ItemJournal>> Open(Disk* disk, const fs::path& stage_dir);
+  // Loads the journal of `stage_dir` (empty when there is none). With
+  // `repair`, a torn tail is cut off so the next append starts a line; only
+  // the process that will append may repair (status reads with repair off,
+  // so it never rewrites a journal a running stage is appending to).
+  static Result<std::unique_ptr<ItemJournal>> Open(Disk* disk, const fs::path& stage_dir, bool repair = true);
 
   // The latest record for `key`, or null. Thread-safe: the loaded records are
   // never modified after Open.

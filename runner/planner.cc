@@ -74,7 +74,7 @@ std::vector<StageReport> InspectPipeline(const Pipeline& p, const std::vector<st
     StageReport& r = out[i];
     Result<CommitRecord> commit = ReadCommit(dir);
     if (commit.ok()) r.commit = *commit;
-    if (auto j = ItemJournal::Open(DefaultDisk(), dir); j.ok()) r.journaled_items = (*j)->loaded();
+    if (auto j = ItemJournal::Open(DefaultDisk(), dir, /*repair=*/false); j.ok()) r.journaled_items = (*j)->loaded();
 
     std::vector<std::string> not_done;
     std::map<std::string, std::string> input_fps;

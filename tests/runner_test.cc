@@ -381,6 +381,19 @@ TEST_F(RunnerTest, FullDiskFailsTheStageKeepsFinishedItemsAndTheRerunResumes) {
   EXPECT_EQ(Items("a") - before, 7);
 }
 
+TEST_F(RunnerTest, StatusNeverRewritesAJournal) {
+  Run(Diamond());
+  fs::path journal = dir_ / "work/a/.medpipe/items.jsonl";
+  std::string torn = testing::ReadText(journal) + "{\"k\":\"torn";
+  testing::WriteText(journal, torn);
+  Result<Pipeline> p = LoadPipeline((dir_ / "pipeline.yaml").string(), TestRegistry());
+  ASSERT_TRUE(p.ok());
+  auto stages = TestRegistry().Instantiate(*p);
+  ASSERT_TRUE(stages.ok());
+  InspectPipeline(*p, *stages);
+  EXPECT_EQ(testing::ReadText(journal), torn) << "a running stage may be appending to it";
+}
+
 TEST_F(RunnerTest, CancelledRunKeepsFinishedItems) {
   std::atomic<bool> cancel{true};
   RunOptions o;
