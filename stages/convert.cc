@@ -93,19 +93,7 @@ std::string PayloadOf(const DicomMeta& m, const std::string& patient_id, const s
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
   w.StartObject();
-  w.Key("patient_id");
-  w.String(patient_id);
-  const std::pair<const char*, const std::string*> strings[] = {
-      {"study_uid", &m.study_uid}, {"series_uid", &m.series_uid},     {"sop_uid", &m.sop_uid},
-      {"modality", &m.modality},   {"manufacturer", &m.manufacturer}, {"model", &m.model}};
-  for (const auto& [key, value] : strings) {
-    w.Key(key);
-    w.String(*value);
-  }
-  if (std::isfinite(m.slice_thickness)) {
-    w.Key("slice_thickness");
-    w.Double(m.slice_thickness);
-  }
+  WriteDicomMeta(w, m, patient_id);
   if (std::isfinite(m.pixel_spacing_row) && std::isfinite(m.pixel_spacing_col)) {
     w.Key("pixel_spacing");
     w.String(fmt::format("{}/{}", m.pixel_spacing_row, m.pixel_spacing_col));

@@ -8,6 +8,8 @@
 #pragma once
 
 #include <png.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <cmath>
@@ -141,6 +143,26 @@ inline std::string ConvertParamsHash(const Params& p) {
     h.Field(spec.name).Field(it == canonical.end() ? "" : it->second);
   }
   return h.HexDigest();
+}
+
+// Writes the identifying metadata both stages keep in their item payloads
+// (keys patient_id, study_uid, series_uid, sop_uid, modality, manufacturer,
+// model, and slice_thickness when known) into the open JSON object.
+inline void WriteDicomMeta(rapidjson::Writer<rapidjson::StringBuffer>& w, const DicomMeta& m,
+                           const std::string& patient_id) {
+  w.Key("patient_id");
+  w.String(patient_id);
+  const std::pair<const char*, const std::string*> strings[] = {
+      {"study_uid", &m.study_uid}, {"series_uid", &m.series_uid},     {"sop_uid", &m.sop_uid},
+      {"modality", &m.modality},   {"manufacturer", &m.manufacturer}, {"model", &m.model}};
+  for (const auto& [key, value] : strings) {
+    w.Key(key);
+    w.String(*value);
+  }
+  if (std::isfinite(m.slice_thickness)) {
+    w.Key("slice_thickness");
+    w.Double(m.slice_thickness);
+  }
 }
 
 inline bool HasAttributeFilters(const ConvertParams& o) { return !o.thickness.empty() || !o.modalities.empty(); }

@@ -97,22 +97,6 @@ std::string UrlStem(const std::string& url) {
   return last;
 }
 
-void WriteMeta(JsonWriter& w, const DicomMeta& m, const std::string& patient_id) {
-  w.Key("patient_id");
-  w.String(patient_id);
-  const std::pair<const char*, const std::string*> strings[] = {
-      {"study_uid", &m.study_uid}, {"series_uid", &m.series_uid},     {"sop_uid", &m.sop_uid},
-      {"modality", &m.modality},   {"manufacturer", &m.manufacturer}, {"model", &m.model}};
-  for (const auto& [key, value] : strings) {
-    w.Key(key);
-    w.String(*value);
-  }
-  if (std::isfinite(m.slice_thickness)) {
-    w.Key("slice_thickness");
-    w.Double(m.slice_thickness);
-  }
-}
-
 class DownloadStage : public Stage {
  public:
   explicit DownloadStage(DownloadOptions o) : o_(std::move(o)) {}
@@ -347,7 +331,7 @@ class DownloadStage : public Stage {
         w.EndObject();
         continue;
       }
-      WriteMeta(w, conv[k].meta, Pseudonymize(conv[k].meta.patient_id, o_.conv.salt));
+      WriteDicomMeta(w, conv[k].meta, Pseudonymize(conv[k].meta.patient_id, o_.conv.salt));
       w.Key("frames");
       w.StartArray();
       for (const auto& fr : conv[k].frames) {

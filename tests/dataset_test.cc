@@ -17,6 +17,7 @@
 #include "dataset/dataset.h"
 #include "dataset/image_io.h"
 #include "util/fs.h"
+#include "tests/test_util.h"
 #include "util/status.h"
 
 namespace medpipe {
@@ -25,27 +26,7 @@ namespace {
 const fs::path kWrist = fs::path(MEDPIPE_PUBLIC_DATA) / "coco_roboflow_wrist_xray";
 const fs::path kBrain = fs::path(MEDPIPE_PUBLIC_DATA) / "coco_roboflow_brain_tumor_mri";
 
-// A fresh folder per test, removed with its contents.
-class ScratchDir {
- public:
-  ScratchDir() {
-    static std::atomic<int> counter{0};
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::path(::testing::TempDir()) /
-            ("medpipe-dataset-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
-             (info ? info->name() : "x"));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using ScratchDir = testing::TempDir;
 
 void WriteBytes(const fs::path& path, const std::string& bytes) {
   fs::create_directories(path.parent_path());

@@ -12,32 +12,13 @@
 
 #include "util/csv.h"
 #include "util/fs.h"
+#include "tests/test_util.h"
 #include "util/status.h"
 
 namespace medpipe {
 namespace {
 
-// A fresh folder per test, removed with its contents.
-class ScratchDir {
- public:
-  ScratchDir() {
-    static std::atomic<int> counter{0};
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::path(::testing::TempDir()) /
-            ("medpipe-util-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
-             (info ? info->name() : "x"));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using ScratchDir = testing::TempDir;
 
 // Every entry name in `dir` (not recursive), hidden ones included.
 std::set<std::string> Entries(const fs::path& dir) {
