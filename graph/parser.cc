@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <set>
 
+#include "graph/expand.h"
 #include "graph/pipeline.h"
 #include "util/fs.h"
 #include "util/strings.h"
@@ -15,12 +16,13 @@ Status OrderStages(Pipeline* pipeline, std::vector<std::string>* errors);
 
 namespace {
 
-const std::vector<std::string> kTopKeys = {"name", "workdir", "seed", "stages"};
+const std::vector<std::string> kTopKeys = {"name", "workdir", "seed", "strict", "stages"};
 const std::vector<std::string> kStageKeys = {"id", "kind", "params", "inputs", "description"};
 
 class Parser {
  public:
-  Parser(const std::string& path, const KindCatalog& catalog) : path_(path), catalog_(catalog) {}
+  Parser(const std::string& path, const KindCatalog& catalog, const LoadOptions& options)
+      : path_(path), catalog_(catalog), options_(options) {}
 
   Result<Pipeline> Parse(const std::string& text) {
     YAML::Node root;
@@ -30,8 +32,20 @@ class Parser {
       return Status::Config(fmt::format("{}:{}:{}: YAML syntax error: {}", path_, e.mark.line + 1,
                                         e.mark.column + 1, e.msg));
     }
+    ExpandEnvironment(root, path_, options_.env ? options_.env : ProcessEnv(), &errors_);
+    std::vector<Override> overrides;
+    for (const auto& arg : options_.overrides) {
+      Result<Override> o = ParseOverride(arg);
+      if (o.ok()) {
+        overrides.push_back(*o);
+      } else {
+        errors_.push_back(o.status().message());
+      }
+    }
+    if (root.IsMap()) ApplyOverrides(root, overrides, catalog_, &errors_);
     Pipeline p;
     p.file = path_;
+    p.overrides = options_.overrides;
     p.dir = fs::absolute(fs::path(path_)).parent_path().lexically_normal();
     if (!root.IsMap()) {
       Error(root, "a pipeline file is a mapping with 'name', 'workdir', 'seed' and 'stages'");
@@ -48,6 +62,11 @@ class Parser {
         Error(seed, "seed: expected a non-negative integer");
       }
       p.seed = s;
+    }
+    if (YAML::Node strict = root["strict"]; strict) {
+      bool b = false;
+      if (!strict.IsScalar() || !YAML::convert<bool>::decode(strict, b)) Error(strict, "strict: expected true or false");
+      p.strict = b;
     }
     YAML::Node stages = root["stages"];
     if (!stages) {
@@ -209,20 +228,22 @@ class Parser {
 
   const std::string path_;
   const KindCatalog& catalog_;
+  const LoadOptions& options_;
   std::vector<std::string> errors_;
   std::set<std::string> seen_ids_;
 };
 
 }  // namespace
 
-Result<Pipeline> ParsePipeline(const std::string& text, const std::string& path, const KindCatalog& catalog) {
-  return Parser(path, catalog).Parse(text);
+Result<Pipeline> ParsePipeline(const std::string& text, const std::string& path, const KindCatalog& catalog,
+                               const LoadOptions& options) {
+  return Parser(path, catalog, options).Parse(text);
 }
 
-Result<Pipeline> LoadPipeline(const std::string& path, const KindCatalog& catalog) {
+Result<Pipeline> LoadPipeline(const std::string& path, const KindCatalog& catalog, const LoadOptions& options) {
   Result<std::string> text = ReadFile(path);
   if (!text.ok()) return Status::Config(path + ": cannot read pipeline file: " + text.status().message());
-  return ParsePipeline(*text, path, catalog);
+  return ParsePipeline(*text, path, catalog, options);
 }
 
 }  // namespace medpipe

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,7 +50,10 @@ struct Pipeline {
   std::filesystem::path dir;          // its directory: relative paths start here
   std::filesystem::path workdir;      // absolute
   uint64_t seed = 0;
+  bool strict = false;                // any per-item problem fails its stage
   std::vector<StageDecl> stages;      // in topological order, ties in file order
+  // "split.params.seed=3" for each --set applied, in the order given.
+  std::vector<std::string> overrides;      // in topological order, ties in file order
 
   // Index of the stage with `id`, or -1.
   int Find(const std::string& id) const;
@@ -63,7 +68,16 @@ struct Pipeline {
 // per line as "file:line:col: message", in one kConfig status: unknown kind or
 // param (with the closest known name), a value of the wrong type, missing or
 // duplicate ids, inputs that do not exist, a cycle.
-Result<Pipeline> LoadPipeline(const std::string& path, const KindCatalog& catalog);
-Result<Pipeline> ParsePipeline(const std::string& text, const std::string& path, const KindCatalog& catalog);
+//
+// Before validation, `${VAR}` and `${VAR:-default}` are expanded in every
+// scalar from `options.env` (the process environment when unset), and the
+// `--set` overrides are applied (see graph/expand.h).
+struct LoadOptions {
+  std::function<std::optional<std::string>(const std::string&)> env;  // null: the process environment
+  std::vector<std::string> overrides;                                  // "PATH=VALUE", as given to --set
+};
+Result<Pipeline> LoadPipeline(const std::string& path, const KindCatalog& catalog, const LoadOptions& options = {});
+Result<Pipeline> ParsePipeline(const std::string& text, const std::string& path, const KindCatalog& catalog,
+                               const LoadOptions& options = {});
 
 }  // namespace medpipe

@@ -63,6 +63,7 @@ Status WriteCommit(Disk* disk, const fs::path& stage_dir, const CommitRecord& r)
   w.Key("external"), w.String(r.external.c_str());
   WriteStringMap(w, "params", r.params);
   WriteStringMap(w, "inputs", r.inputs);
+  if (!r.overrides.empty()) WriteStringMap(w, "overrides", r.overrides);
   w.Key("items");
   w.StartObject();
   w.Key("total"), w.Int64(r.items.total);
@@ -71,13 +72,15 @@ Status WriteCommit(Disk* disk, const fs::path& stage_dir, const CommitRecord& r)
   w.Key("failed"), w.Int64(r.items.failed);
   w.Key("transient"), w.Int64(r.items.transient);
   w.EndObject();
-  w.Key("counters");
-  w.StartObject();
-  for (const auto& [k, v] : r.counters) {
-    w.Key(k.c_str());
-    w.Int64(v);
+  for (const auto* m : {&r.counters, &r.problems}) {
+    w.Key(m == &r.counters ? "counters" : "problems");
+    w.StartObject();
+    for (const auto& [k, v] : *m) {
+      w.Key(k.c_str());
+      w.Int64(v);
+    }
+    w.EndObject();
   }
-  w.EndObject();
   w.Key("seconds"), w.Double(r.seconds);
   w.Key("finished_at"), w.String(r.finished_at.c_str());
   w.EndObject();
@@ -102,10 +105,10 @@ Result<CommitRecord> ReadCommit(const fs::path& stage_dir) {
   r.output_fingerprint = GetStr(doc, "output_fingerprint");
   r.external = GetStr(doc, "external");
   if (auto it = doc.FindMember("seed"); it != doc.MemberEnd() && it->value.IsUint64()) r.seed = it->value.GetUint64();
-  for (const char* key : {"params", "inputs"}) {
+  for (const char* key : {"params", "inputs", "overrides"}) {
     auto it = doc.FindMember(key);
     if (it == doc.MemberEnd() || !it->value.IsObject()) continue;
-    auto& dst = std::string(key) == "params" ? r.params : r.inputs;
+    auto& dst = std::string(key) == "params" ? r.params : std::string(key) == "inputs" ? r.inputs : r.overrides;
     for (const auto& m : it->value.GetObject()) {
       if (m.value.IsString()) dst[m.name.GetString()] = m.value.GetString();
     }
@@ -117,9 +120,11 @@ Result<CommitRecord> ReadCommit(const fs::path& stage_dir) {
     r.items.failed = GetInt(it->value, "failed");
     r.items.transient = GetInt(it->value, "transient");
   }
-  if (auto it = doc.FindMember("counters"); it != doc.MemberEnd() && it->value.IsObject()) {
-    for (const auto& m : it->value.GetObject()) {
-      if (m.value.IsInt64()) r.counters[m.name.GetString()] = m.value.GetInt64();
+  for (auto* m : {&r.counters, &r.problems}) {
+    auto it = doc.FindMember(m == &r.counters ? "counters" : "problems");
+    if (it == doc.MemberEnd() || !it->value.IsObject()) continue;
+    for (const auto& v : it->value.GetObject()) {
+      if (v.value.IsInt64()) (*m)[v.name.GetString()] = v.value.GetInt64();
     }
   }
   if (auto it = doc.FindMember("seconds"); it != doc.MemberEnd() && it->value.IsNumber()) {
@@ -187,6 +192,9 @@ std::string CheckOutputs(const fs::path& stage_dir, const std::vector<FileRecord
     FileStat st = StatPath(path);
     if (!st.exists) return "output " + f.path + " was deleted";
     if (st.size != f.size || st.mtime_ns != f.mtime_ns) return "output " + f.path + " was changed";
+    // A link whose target is gone is as lost as a deleted file (an upstream
+    // stage was cleaned or rerun): one more stat, for links only.
+    if (st.is_symlink && !TargetExists(path.c_str())) return "output " + f.path + " is a dangling link";
   }
   return "";
 }

@@ -49,6 +49,13 @@ struct CommitRecord {
   uint64_t seed = 0;
   ItemCounts items;
   std::map<std::string, int64_t> counters;
+  // Per-item problems of the attempt, counted by kind (see
+  // StageContext::Problem); their items and reasons are in report.json.
+  std::map<std::string, int64_t> problems;
+  // The params of this stage set by `--set` on the command line for this
+  // commit (name -> value as given), so `status` can say a param differs from
+  // the file because it was overridden.
+  std::map<std::string, std::string> overrides;
   double seconds = 0;
   std::string finished_at;  // UTC, ISO 8601
 };

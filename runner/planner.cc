@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "runner/item_journal.h"
+#include "runner/runner.h"
 #include "util/hash.h"
 #include "util/strings.h"
 
@@ -45,7 +48,13 @@ Verdict Judge(const StageDecl& decl, const fs::path& stage_dir, uint64_t seed, c
   std::map<std::string, std::string> params = decl.params.Canonical();
   for (const auto& [name, json] : params) {
     auto it = prev->params.find(name);
-    if (it == prev->params.end() || it->second != json) why.push_back("params." + name + " changed");
+    if (it == prev->params.end()) {
+      why.push_back("params." + name + " added: " + json);
+    } else if (it->second != json) {
+      auto set = prev->overrides.find(name);
+      why.push_back(fmt::format("params.{} changed: {} -> {}{}", name, it->second, json,
+                                set != prev->overrides.end() ? " (the last run overrode it with --set)" : ""));
+    }
   }
   for (const auto& [name, json] : prev->params) {
     if (!params.count(name)) why.push_back("params." + name + " removed");
@@ -68,6 +77,7 @@ Verdict Judge(const StageDecl& decl, const fs::path& stage_dir, uint64_t seed, c
 std::vector<StageReport> InspectPipeline(const Pipeline& p, const std::vector<std::unique_ptr<Stage>>& stages) {
   std::vector<StageReport> out(p.stages.size());
   std::vector<std::string> output_fp(p.stages.size());
+  const LockHolder lock = ProbeWorkdirLock(p.workdir);
   for (size_t i = 0; i < p.stages.size(); ++i) {
     const StageDecl& d = p.stages[i];
     fs::path dir = p.workdir / d.id;
@@ -81,13 +91,21 @@ std::vector<StageReport> InspectPipeline(const Pipeline& p, const std::vector<st
     std::vector<std::string> fps;
     for (const auto& in : d.inputs) {
       size_t j = static_cast<size_t>(p.Find(in));
-      if (out[j].state != "done") not_done.push_back(in);
+      if (out[j].state == "stale") {
+        not_done.push_back("input " + in + " changed (it is stale)");
+      } else if (out[j].state != "done") {
+        not_done.push_back("input " + in + " not done (" + out[j].state + ")");
+      }
       input_fps[in] = output_fp[j];
       fps.push_back(output_fp[j]);
     }
     Result<FailureRecord> failure = ReadFailure(dir);
     if (!commit.ok()) {
-      if (failure.ok()) {
+      if (lock.held && StatPath(MetaDir(dir)).exists && !failure.ok()) {
+        r.state = "running";
+        r.reason = fmt::format("pid {}, started {}{}", lock.pid, lock.started,
+                               r.journaled_items > 0 ? fmt::format(", {} items done so far", r.journaled_items) : "");
+      } else if (failure.ok()) {
         r.state = "failed";
         r.reason = failure->reason;
       } else if (r.journaled_items > 0) {
@@ -100,7 +118,7 @@ std::vector<StageReport> InspectPipeline(const Pipeline& p, const std::vector<st
     }
     if (!not_done.empty()) {
       r.state = "stale";
-      r.reason = "input " + Join(not_done, ", ") + " not done";
+      r.reason = Join(not_done, ", ");
       continue;
     }
     Result<std::string> external = stages[i]->ExternalFingerprint();
@@ -114,6 +132,43 @@ std::vector<StageReport> InspectPipeline(const Pipeline& p, const std::vector<st
     r.state = v.up_to_date ? "done" : "stale";
     r.reason = v.up_to_date ? "" : v.reason;
     if (v.up_to_date) output_fp[i] = commit->output_fingerprint;
+  }
+  return out;
+}
+
+std::vector<std::string> OrphanFolders(const Pipeline& p) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(p.workdir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (name.empty() || name[0] == '.' || !it->is_directory(ec) || it->is_symlink(ec)) continue;
+    if (p.Find(name) < 0) out.push_back(name);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<size_t> StagesLinkingInto(const Pipeline& p, size_t i) {
+  const fs::path target_dir = (p.workdir / p.stages[i].id).lexically_normal();
+  const std::string prefix = target_dir.string() + "/";
+  std::vector<size_t> out;
+  for (size_t j = 0; j < p.stages.size(); ++j) {
+    if (j == i) continue;
+    const fs::path dir = p.workdir / p.stages[j].id;
+    Result<std::vector<FileRecord>> files = ReadManifest(dir);
+    if (!files.ok()) continue;
+    for (const auto& f : *files) {
+      fs::path link = dir / f.path;
+      if (!StatPath(link).is_symlink) continue;
+      std::error_code ec;
+      fs::path target = fs::read_symlink(link, ec);
+      if (ec) continue;
+      if (target.is_relative()) target = link.parent_path() / target;
+      if (target.lexically_normal().string().rfind(prefix, 0) == 0) {
+        out.push_back(j);
+        break;
+      }
+    }
   }
   return out;
 }

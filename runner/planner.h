@@ -31,14 +31,26 @@ Verdict Judge(const StageDecl& decl, const fs::path& stage_dir, uint64_t seed, c
 
 // What `medpipe status` shows for one stage.
 struct StageReport {
-  std::string state;  // "done", "stale", "never run", "incomplete", "failed"
+  // "done", "stale", "never run", "incomplete", "failed", or "running" while
+  // a live run holds the workdir.
+  std::string state;
   std::string reason;
   std::optional<CommitRecord> commit;
   size_t journaled_items = 0;
 };
 
-// Reports every stage from what is on disk, without running anything.
+// Reports every stage from what is on disk, without running anything (and
+// without taking the workdir lock or repairing any journal: a live run may
+// be writing them).
 std::vector<StageReport> InspectPipeline(const Pipeline& pipeline,
                                          const std::vector<std::unique_ptr<Stage>>& stages);
+
+// The folders in the workdir that no stage of `pipeline` owns (left by a
+// renamed or removed stage), sorted by name. Hidden folders are medpipe's own.
+std::vector<std::string> OrphanFolders(const Pipeline& pipeline);
+
+// The stages whose outputs hold symlinks into stage `i`'s folder, found by
+// reading the links of their manifests: what cleaning `i` would break.
+std::vector<size_t> StagesLinkingInto(const Pipeline& pipeline, size_t i);
 
 }  // namespace medpipe

@@ -1,5 +1,8 @@
 #include "runner/progress.h"
 
+#include <sys/ioctl.h>
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -12,18 +15,49 @@ namespace medpipe {
 
 Progress::Progress(std::string stage_id) : stage_id_(std::move(stage_id)), start_(std::chrono::steady_clock::now()) {}
 
+double Progress::Rate() const {
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  int64_t fresh = done_.load() - resumed_.load();
+  return secs > 0 ? fresh / secs : 0;
+}
+
+double Progress::EtaSeconds() const {
+  double rate = Rate();
+  int64_t left = total() - done();
+  if (left <= 0) return 0;
+  return rate > 0 ? left / rate : -1;
+}
+
 std::string Progress::Line() const {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   int64_t done = this->done(), total = this->total();
   if (total <= 0) return fmt::format("  {:<20} running {}", stage_id_, HumanDuration(secs));
-  double rate = secs > 0 ? done / secs : 0;
-  std::string eta = rate > 0 && done < total ? "ETA " + HumanDuration((total - done) / rate) : "";
-  return fmt::format("  {:<20} {}/{} ({:.0f}%)  {:.0f}/s  {}", stage_id_, done, total, 100.0 * done / total, rate, eta);
+  double eta = EtaSeconds();
+  int64_t resumed = resumed_.load();
+  return fmt::format("  {:<20} {}/{} ({:.0f}%)  {:.0f}/s{}  {}", stage_id_, done, total, 100.0 * done / total, Rate(),
+                     resumed > 0 ? fmt::format(" ({} resumed)", resumed) : "",
+                     eta > 0 ? "ETA " + HumanDuration(eta) : "");
 }
 
-ProgressBoard::ProgressBoard(bool live, const std::string& log_path) : live_(live) {
+namespace {
+
+// The terminal's width in columns, or 0 when stderr is not a terminal.
+size_t TerminalWidth() {
+  struct winsize ws;
+  if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) != 0) return 0;
+  return ws.ws_col;
+}
+
+}  // namespace
+
+ProgressBoard::ProgressBoard(bool live, const std::string& log_path, std::chrono::milliseconds plain_interval)
+    : live_(live), plain_interval_(plain_interval) {
   if (!log_path.empty()) run_log_.open(log_path, std::ios::app);
-  if (live_) thread_ = std::thread([this] { Loop(); });
+  if (live_) {
+    thread_ = std::thread([this] { Loop(); });
+  } else if (plain_interval_.count() > 0) {
+    thread_ = std::thread([this] { PlainLoop(); });
+  }
 }
 
 ProgressBoard::~ProgressBoard() {
@@ -65,9 +99,26 @@ void ProgressBoard::ClearLocked() {
 }
 
 void ProgressBoard::DrawLocked() {
-  for (const auto& p : active_) std::fprintf(stderr, "%s\n", p->Line().c_str());
+  // A wrapped line would take two rows and break the cursor arithmetic of
+  // ClearLocked: cut every line to the width (one column spare).
+  size_t width = TerminalWidth();
+  for (const auto& p : active_) {
+    std::string line = p->Line();
+    if (width > 1 && line.size() >= width) line.resize(width - 1);
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
   drawn_ = active_.size();
   std::fflush(stderr);
+}
+
+void ProgressBoard::PlainLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    cv_.wait_for(lock, plain_interval_);
+    if (stop_) break;
+    for (const auto& p : active_) std::fprintf(stderr, "progress%s\n", p->Line().c_str());
+    std::fflush(stderr);
+  }
 }
 
 void ProgressBoard::Loop() {

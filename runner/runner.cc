@@ -31,13 +31,21 @@ class WorkdirLock {
   ~WorkdirLock() {
     if (fd_ >= 0) ::close(fd_);
   }
+  // Takes the lock and writes "<pid> <start time>" into the lock file, so
+  // `status` can say which run holds it.
   Status Acquire(const fs::path& workdir) {
     MEDPIPE_RETURN_IF_ERROR(DefaultDisk()->CreateDirs(workdir / kMetaDir));
     fs::path path = workdir / kMetaDir / "lock";
     fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0) return Status::IOError("cannot open " + path.string());
     if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-      return Status::Config("another medpipe run is using " + workdir.string());
+      LockHolder h = ProbeWorkdirLock(workdir);
+      return Status::Config(fmt::format("another medpipe run is using {}{}", workdir.string(),
+                                        h.pid > 0 ? fmt::format(" (pid {}, started {})", h.pid, h.started) : ""));
+    }
+    std::string who = fmt::format("{} {}\n", static_cast<long>(::getpid()), UtcNow());
+    if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, who.data(), who.size(), 0) != static_cast<ssize_t>(who.size())) {
+      return Status::IOError("cannot write " + path.string());
     }
     return Status::OK();
   }
@@ -94,7 +102,8 @@ class Execution {
   Execution(const Pipeline& p, const std::vector<std::unique_ptr<Stage>>& stages, const RunOptions& o,
             ProgressBoard* board)
       : p_(p), stages_(stages), o_(o), disk_(o.disk ? o.disk : DefaultDisk()), board_(board),
-        outcomes_(p.stages.size()), selected_(p.stages.size(), true), forced_(p.stages.size(), false) {}
+        outcomes_(p.stages.size()), selected_(p.stages.size(), true), forced_(p.stages.size(), false),
+        live_(o.dry_run ? ProbeWorkdirLock(p.workdir) : LockHolder{}) {}
 
   Status Select() {
     auto find = [&](const std::string& id, const char* flag) -> Result<size_t> {
@@ -219,7 +228,6 @@ class Execution {
       if (up.state == State::kWouldRun) {
         out.state = State::kWouldRun;
         out.reason = "input " + in + " will run";
-        board_->Log(fmt::format("would run {}: {}", d.id, out.reason));
         return;
       }
       input_fps[in] = up.output_fingerprint;
@@ -244,15 +252,18 @@ class Execution {
         out.state = State::kSkipped;
         out.reason = "up to date";
         out.output_fingerprint = ReadCommit(dir)->output_fingerprint;
-        board_->Log(fmt::format("skip {}: up to date", d.id));
+        if (!o_.dry_run) board_->Log(fmt::format("skip {}: up to date", d.id));
         return;
       }
       reason = v.reason;
     }
     if (o_.dry_run) {
+      // A dry run beside a live run: what looks interrupted is being done.
+      if (live_.held && !forced_[i] && !ReadCommit(dir).ok() && StatPath(MetaDir(dir)).exists) {
+        reason = fmt::format("running now (pid {}, started {})", live_.pid, live_.started);
+      }
       out.state = State::kWouldRun;
       out.reason = reason;
-      board_->Log(fmt::format("would run {}: {}", d.id, reason));
       return;
     }
 
@@ -270,6 +281,14 @@ class Execution {
     // The report is written for a failed stage too: its problems explain it.
     Status report = ctx.WriteReport();
     if (s.ok()) s = report;
+    // Problems are never only in report.json: one console line per stage.
+    if (std::string summary = ctx.ProblemSummary(); !summary.empty() && s.code() != Status::Code::kCancelled) {
+      board_->Log(fmt::format("problems {}: {}", d.id, summary));
+    }
+    if (s.ok() && o_.strict && ctx.problem_total() > 0) {
+      s = Status::Invalid(fmt::format("strict: {} problem{} (see {}/report.json)", ctx.problem_total(),
+                                      ctx.problem_total() == 1 ? "" : "s", d.id));
+    }
     if (s.ok()) s = ctx.CompactJournal();
     board_->End(progress);
     out.items = ctx.item_counts();
@@ -298,6 +317,14 @@ class Execution {
     rec.seed = p_.seed;
     rec.items = out.items;
     rec.counters = ctx.counters();
+    rec.problems = ctx.problem_counts();
+    const std::string prefix = d.id + ".params.";
+    for (const auto& o : p_.overrides) {
+      size_t eq = o.find('=');
+      if (o.rfind(prefix, 0) == 0 && eq != std::string::npos) {
+        rec.overrides[o.substr(prefix.size(), eq - prefix.size())] = o.substr(eq + 1);
+      }
+    }
     rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     rec.finished_at = UtcNow();
     if (s.ok()) s = WriteCommit(disk_, dir, rec);
@@ -312,7 +339,9 @@ class Execution {
     std::string items = out.items.total > 0 ? fmt::format(", {} items ({} resumed, {} failed)", out.items.total,
                                                           out.items.resumed, out.items.failed)
                                             : "";
-    board_->Log(fmt::format("done {} in {}{}", d.id, HumanDuration(rec.seconds), items));
+    int64_t problems = ctx.problem_total();
+    std::string problem_note = problems > 0 ? fmt::format(", {} problem{}", problems, problems == 1 ? "" : "s") : "";
+    board_->Log(fmt::format("done {} in {}{}{}", d.id, HumanDuration(rec.seconds), items, problem_note));
   }
 
   const Pipeline& p_;
@@ -323,27 +352,55 @@ class Execution {
   std::vector<StageOutcome> outcomes_;
   std::vector<bool> selected_;
   std::vector<bool> forced_;
+  const LockHolder live_;  // for a dry run: the run holding the workdir, if any
 };
 
 }  // namespace
 
-Status CleanStages(const Pipeline& p, const std::vector<std::string>& ids) {
-  WorkdirLock lock;
-  MEDPIPE_RETURN_IF_ERROR(lock.Acquire(p.workdir));
-  for (const auto& id : ids) {
-    if (p.Find(id) < 0) return Status::Config("clean: no stage '" + id + "' in " + p.file);
+LockHolder ProbeWorkdirLock(const fs::path& workdir) {
+  LockHolder h;
+  fs::path path = workdir / kMetaDir / "lock";
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return h;
+  if (::flock(fd, LOCK_SH | LOCK_NB) == 0) {
+    ::flock(fd, LOCK_UN);
+  } else {
+    h.held = true;
+    char buf[128] = {};
+    ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+    if (n > 0) {
+      char started[64] = {};
+      if (std::sscanf(buf, "%ld %63s", &h.pid, started) >= 1) h.started = started;
+    }
   }
-  for (const auto& id : ids) MEDPIPE_RETURN_IF_ERROR(DefaultDisk()->Remove(p.workdir / id));
-  return Status::OK();
+  ::close(fd);
+  return h;
+}
+
+Result<std::vector<fs::path>> CleanFolders(const fs::path& workdir, const std::vector<std::string>& names) {
+  std::vector<fs::path> removed;
+  if (!StatPath(workdir).exists) return removed;
+  WorkdirLock lock;
+  MEDPIPE_RETURN_IF_ERROR(lock.Acquire(workdir));
+  for (const auto& name : names) {
+    fs::path dir = workdir / name;
+    if (!StatPath(dir).exists) continue;
+    MEDPIPE_RETURN_IF_ERROR(DefaultDisk()->Remove(dir));
+    removed.push_back(dir);
+  }
+  return removed;
 }
 
 Result<RunSummary> RunPipeline(const Pipeline& p, const std::vector<std::unique_ptr<Stage>>& stages,
                                const RunOptions& o) {
   WorkdirLock lock;
   if (!o.dry_run) MEDPIPE_RETURN_IF_ERROR(lock.Acquire(p.workdir));
+  RunOptions options = o;
+  options.strict = o.strict || p.strict;
   ProgressBoard board(o.live_progress && !o.dry_run,
-                      o.dry_run ? std::string() : (p.workdir / kMetaDir / "run.log").string());
-  Execution exec(p, stages, o, &board);
+                      o.dry_run ? std::string() : (p.workdir / kMetaDir / "run.log").string(),
+                      o.dry_run ? std::chrono::milliseconds(0) : o.plain_progress_interval);
+  Execution exec(p, stages, options, &board);
   MEDPIPE_RETURN_IF_ERROR(exec.Select());
   int threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
   if (!o.dry_run) board.Log(fmt::format("medpipe: pipeline {} ({} stages, {} threads)", p.name, p.stages.size(), threads));

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,8 +21,12 @@ struct RunOptions {
   std::string until;               // run this stage and what it needs, no more
   std::string only;                // run exactly this stage on checkpointed inputs
   std::vector<std::string> force;  // rerun these stages (their items too)
-  bool dry_run = false;            // say what would run and why; touch nothing
+  bool dry_run = false;            // decide what would run and why (the outcomes); touch nothing
   bool live_progress = false;      // draw progress lines (a terminal)
+  // When not live: log the progress lines this often (0: never).
+  std::chrono::milliseconds plain_progress_interval{0};
+  // Any per-item problem fails its stage (also the pipeline's `strict: true`).
+  bool strict = false;
   Disk* disk = nullptr;            // DefaultDisk() when null
   const std::atomic<bool>* cancel = nullptr;  // set by Ctrl-C
 };
@@ -42,9 +47,22 @@ struct RunSummary {
   std::vector<StageOutcome> outcomes;  // per stage, in pipeline order
 };
 
-// Removes the folders (outputs and checkpoints) of the stages `ids`, holding
-// the workdir lock so a running pipeline is never cleaned under its feet.
-Status CleanStages(const Pipeline& pipeline, const std::vector<std::string>& ids);
+// Who holds a workdir's lock: a running `medpipe run` (or clean).
+struct LockHolder {
+  bool held = false;
+  long pid = 0;
+  std::string started;  // UTC, ISO 8601
+};
+// Probes the lock without taking it (a shared flock attempt, released at
+// once); the holder's pid and start time are what it wrote into the file.
+LockHolder ProbeWorkdirLock(const fs::path& workdir);
+
+// Removes the folders <workdir>/<name> (a stage's outputs and checkpoints,
+// or an orphan folder), holding the workdir lock so a running pipeline is
+// never cleaned under its feet. Names whose folder does not exist are
+// skipped. Returns the folders removed.
+// REQUIRES: every name is a plain folder name (no '/', not "." or "..").
+Result<std::vector<fs::path>> CleanFolders(const fs::path& workdir, const std::vector<std::string>& names);
 
 // Runs `pipeline`. Fails (kConfig) before any work only for a bad selection:
 // an unknown --from/--until/--only/--force id, or --only on an input with no

@@ -14,6 +14,7 @@
 
 #include "dataset/coco_io.h"
 #include "util/hash.h"
+#include "util/strings.h"
 
 namespace medpipe {
 
@@ -139,6 +140,7 @@ Result<std::vector<ItemResult>> StageContext::RunItems(const std::vector<ItemTas
       rec = *prev;
       results[i] = ItemResult{rec.ok, rec.payload, rec.error, /*resumed=*/true};
       resumed.fetch_add(1);
+      progress_->AdvanceResumed();
     } else {
       if (int ms = DebugItemDelayMs(); ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
       ItemOutput out(disk_, dir_);
@@ -168,9 +170,9 @@ Result<std::vector<ItemResult>> StageContext::RunItems(const std::vector<ItemTas
     if (!rec.ok) {
       failed.fetch_add(1);
       if (rec.transient) transient.fetch_add(1);
-      Problem(task.key, rec.error);
+      Problem(task.key, rec.error, rec.transient ? "failed (will retry)" : "failed");
     }
-    progress_->Advance();
+    if (!results[i].resumed) progress_->Advance();
   };
   tbb::parallel_for(size_t{0}, tasks.size(), one);
 
@@ -198,9 +200,56 @@ Status StageContext::CompactJournal() {
   return journal_->Compact(records_);
 }
 
-void StageContext::Problem(const std::string& item, const std::string& reason) {
+void StageContext::Problem(const std::string& item, const std::string& reason, const std::string& kind) {
+  std::string k = kind;
+  if (k.empty()) {
+    k = reason.substr(0, reason.find_first_of(":;(,"));
+    while (!k.empty() && k.back() == ' ') k.pop_back();
+    if (k.size() > 60) k = k.substr(0, 57) + "...";
+  }
   std::lock_guard<std::mutex> lock(mu_);
-  problems_.emplace_back(item, reason);
+  problems_.push_back({std::move(k), item, reason});
+}
+
+std::vector<StageContext::ProblemEntry> StageContext::SortedProblems() const {
+  std::vector<ProblemEntry> out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    out = problems_;
+  }
+  std::sort(out.begin(), out.end(), [](const ProblemEntry& a, const ProblemEntry& b) {
+    if (a.item != b.item) return NaturalLess(a.item, b.item);
+    return a.reason < b.reason;
+  });
+  return out;
+}
+
+std::map<std::string, int64_t> StageContext::problem_counts() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<std::string, int64_t> out;
+  for (const auto& p : problems_) ++out[p.kind];
+  return out;
+}
+
+int64_t StageContext::problem_total() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int64_t>(problems_.size());
+}
+
+std::string StageContext::ProblemSummary(size_t examples) const {
+  std::vector<ProblemEntry> problems = SortedProblems();
+  if (problems.empty()) return "";
+  std::map<std::string, int64_t> counts = problem_counts();
+  std::vector<std::pair<std::string, int64_t>> kinds(counts.begin(), counts.end());
+  std::stable_sort(kinds.begin(), kinds.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::vector<std::string> by_kind, first;
+  for (const auto& [k, n] : kinds) by_kind.push_back(fmt::format("{} {}", n, k));
+  for (size_t i = 0; i < problems.size() && i < examples; ++i) {
+    first.push_back(problems[i].item + ": " + problems[i].reason);
+  }
+  return fmt::format("{} problem{} ({}); first: {}{}", problems.size(), problems.size() == 1 ? "" : "s",
+                     Join(by_kind, ", "), Join(first, " | "),
+                     problems.size() > examples ? fmt::format(" | ... all in {}/report.json", id_) : "");
 }
 
 void StageContext::Count(const std::string& counter, int64_t delta) {
@@ -231,16 +280,14 @@ std::vector<FileRecord> StageContext::TakeFiles() {
 }
 
 Status StageContext::WriteReport() {
-  std::vector<std::pair<std::string, std::string>> problems;
+  std::vector<ProblemEntry> problems = SortedProblems();
   std::map<std::string, int64_t> counters;
   ItemCounts counts;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    problems = problems_;
     counters = counters_;
     counts = counts_;
   }
-  std::sort(problems.begin(), problems.end());
   rapidjson::StringBuffer buf;
   rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buf);
   w.SetIndent(' ', 2);
@@ -255,12 +302,20 @@ Status StageContext::WriteReport() {
     w.Int64(v);
   }
   w.EndObject();
+  w.Key("problem_counts");
+  w.StartObject();
+  for (const auto& [k, n] : problem_counts()) {
+    w.Key(k.c_str());
+    w.Int64(n);
+  }
+  w.EndObject();
   w.Key("problems");
   w.StartArray();
-  for (const auto& [item, reason] : problems) {
+  for (const auto& p : problems) {
     w.StartObject();
-    w.Key("item"), w.String(item.c_str());
-    w.Key("reason"), w.String(reason.c_str());
+    w.Key("item"), w.String(p.item.c_str());
+    w.Key("kind"), w.String(p.kind.c_str());
+    w.Key("reason"), w.String(p.reason.c_str());
     w.EndObject();
   }
   w.EndArray();

@@ -92,8 +92,13 @@ class StageContext {
   Result<std::vector<ItemResult>> RunItems(const std::vector<ItemTask>& tasks, const ItemWork& work,
                                            std::string_view pass = "");
 
-  // A per-item problem for report.json. Thread-safe.
-  void Problem(const std::string& item, const std::string& reason);
+  // A per-item problem: an input skipped, dropped, refused or failed. It is
+  // listed in report.json, counted by `kind` in the commit record (what
+  // `status` shows) and summed up on the console when the stage ends; with
+  // --strict any problem fails the stage. `kind` groups problems for those
+  // counts ("no pixel data", "unsafe file_name"); when empty it is the start
+  // of `reason`, up to its first ':', ';', '(' or ','. Thread-safe.
+  void Problem(const std::string& item, const std::string& reason, const std::string& kind = "");
   // Adds to a named counter kept in report.json and the commit record.
   void Count(const std::string& counter, int64_t delta = 1);
 
@@ -106,8 +111,15 @@ class StageContext {
   std::vector<FileRecord> TakeFiles();
   const ItemCounts& item_counts() const { return counts_; }
   std::map<std::string, int64_t> counters() const;
-  // Writes report.json (counters and problems, sorted): the stage's record
-  // of what went wrong per item.
+  // Problems so far, counted by kind, and their total.
+  std::map<std::string, int64_t> problem_counts() const;
+  int64_t problem_total() const;
+  // One line for the console: the problems counted by kind and the first
+  // `examples` of them (in report order) with their reasons; "" when none.
+  std::string ProblemSummary(size_t examples = 3) const;
+  // Writes report.json (counters and problems, in natural order of item so
+  // "labels.csv:7" comes before "labels.csv:10"): the stage's record of what
+  // went wrong per item.
   Status WriteReport();
   // Rewrites the journal to hold exactly this attempt's items, of every pass,
   // so it stays as small as the stage and a deleted output can still be
@@ -129,7 +141,11 @@ class StageContext {
 
   mutable std::mutex mu_;
   std::vector<FileRecord> files_;
-  std::vector<std::pair<std::string, std::string>> problems_;
+  struct ProblemEntry {
+    std::string kind, item, reason;
+  };
+  std::vector<ProblemEntry> SortedProblems() const;
+  std::vector<ProblemEntry> problems_;
   std::vector<ItemRecord> records_;  // every item of this attempt, all passes
   std::map<std::string, int64_t> counters_;
   ItemCounts counts_;

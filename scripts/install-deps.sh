@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config git
+  build-essential cmake ninja-build pkg-config git ccache
   libtbb-dev libdcmtk-dev dcmtk libpng-dev libjpeg-dev zlib1g-dev
   rapidjson-dev libcurl4-openssl-dev libyaml-cpp-dev libfmt-dev
   libboost-filesystem-dev libopencv-dev libcpp-httplib-dev

@@ -51,8 +51,8 @@ TEST_F(CliTest, StatusSaysWhyAStageIsStale) {
   EXPECT_NE(s.out.find("params.categories changed"), std::string::npos) << s.out;
   ProcessResult dry = Medpipe({"run", P(), "--dry-run"});
   EXPECT_EQ(dry.exit_code, 0);
-  EXPECT_NE(dry.err.find("would run four: params.categories changed"), std::string::npos) << dry.err;
-  EXPECT_NE(dry.err.find("skip ann: up to date"), std::string::npos) << dry.err;
+  EXPECT_NE(dry.out.find("would run four: params.categories changed"), std::string::npos) << dry.out;
+  EXPECT_NE(dry.out.find("skip ann: up to date"), std::string::npos) << dry.out;
 }
 
 TEST_F(CliTest, ConfigErrorsExitTwoWithLocation) {

@@ -148,7 +148,7 @@ TEST_F(RunnerTest, ParamChangeRerunsThatStageAndDownstreamOnly) {
   Run(Diamond("v"));
   auto r = Run(Diamond("w"));
   EXPECT_EQ(r.Of("a").state, State::kRan);
-  EXPECT_EQ(r.Of("a").reason, "params.value changed");
+  EXPECT_EQ(r.Of("a").reason, "params.value changed: \"v\" -> \"w\"");
   EXPECT_EQ(r.Of("b").state, State::kRan);
   EXPECT_EQ(r.Of("b").reason, "input a changed");
   EXPECT_EQ(r.Of("c").state, State::kSkipped);
@@ -166,9 +166,9 @@ TEST_F(RunnerTest, StatusExplainsStaleness) {
   ASSERT_TRUE(stages.ok());
   std::vector<StageReport> reports = InspectPipeline(*p, *stages);
   EXPECT_EQ(reports[0].state, "stale");
-  EXPECT_EQ(reports[0].reason, "params.value changed");
+  EXPECT_EQ(reports[0].reason, "params.value changed: \"v\" -> \"w\"");
   EXPECT_EQ(reports[1].state, "stale");
-  EXPECT_EQ(reports[1].reason, "input a not done");
+  EXPECT_EQ(reports[1].reason, "input a changed (it is stale)");
   EXPECT_EQ(reports[2].state, "done");
   ASSERT_TRUE(reports[2].commit.has_value());
   EXPECT_EQ(reports[2].commit->items.total, 4);
@@ -178,7 +178,7 @@ TEST_F(RunnerTest, RerunWithIdenticalOutputsLeavesDependantsDone) {
   Run(Diamond("v", "first"));
   auto r = Run(Diamond("v", "second"));
   EXPECT_EQ(r.Of("a").state, State::kRan);
-  EXPECT_EQ(r.Of("a").reason, "params.comment changed");
+  EXPECT_EQ(r.Of("a").reason, "params.comment changed: \"first\" -> \"second\"");
   // The items' fingerprints did not change: they come from the journal.
   EXPECT_EQ(Items("a"), 4);
   EXPECT_EQ(r.Of("a").items.resumed, 4);
@@ -341,7 +341,7 @@ TEST_F(RunnerTest, DryRunSaysWhatWouldRunAndTouchesNothing) {
   o.dry_run = true;
   auto r = Run(Diamond("w"), o);
   EXPECT_EQ(r.Of("a").state, State::kWouldRun);
-  EXPECT_EQ(r.Of("a").reason, "params.value changed");
+  EXPECT_EQ(r.Of("a").reason, "params.value changed: \"v\" -> \"w\"");
   EXPECT_EQ(r.Of("b").state, State::kWouldRun);
   EXPECT_EQ(r.Of("b").reason, "input a will run");
   EXPECT_EQ(r.Of("c").state, State::kSkipped);

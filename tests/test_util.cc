@@ -103,6 +103,11 @@ pid_t SpawnProcess(const std::vector<std::string>& argv, const std::vector<std::
 
 std::string MedpipeBinary() { return MEDPIPE_BINARY; }
 
+ProcessResult RunMedpipe(std::vector<std::string> args, const std::vector<std::string>& env) {
+  args.insert(args.begin(), MEDPIPE_BINARY);
+  return RunProcess(args, env);
+}
+
 void MakeExampleData(const fs::path& dir, int patients, int slices, int size) {
   ProcessResult r = RunProcess({MEDPIPE_EXAMPLEGEN, "--out", dir.string(), "--patients", std::to_string(patients),
                                 "--slices", std::to_string(slices), "--size", std::to_string(size)});

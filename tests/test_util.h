@@ -47,6 +47,10 @@ int WaitProcess(pid_t pid);
 
 // The medpipe binary and the example generator built with the tests.
 std::string MedpipeBinary();
+// Runs the medpipe binary with `args` and extra environment entries.
+ProcessResult RunMedpipe(std::vector<std::string> args, const std::vector<std::string>& env = {});
+// Whether `text` contains `part`: for asserting on console output.
+inline bool Contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 // Writes the synthetic example dataset into `dir` (images/, boxes.coco.json,
 // labels.csv).
 void MakeExampleData(const fs::path& dir, int patients, int slices, int size = 64);

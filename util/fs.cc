@@ -128,6 +128,22 @@ FileStat StatPath(const char* path) {
   return FromStat(st);
 }
 
+bool TargetExists(const char* path) {
+  struct stat st;
+  return ::stat(path, &st) == 0;
+}
+
+uint64_t DiskUsage(const fs::path& root) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    FileStat st = StatPath(it->path());
+    if (!st.is_dir) total += st.size;
+  }
+  return total;
+}
+
 Result<std::string> ReadFile(const fs::path& path) {
   int fd = ::open(path.c_str(), O_RDONLY);
   if (fd < 0) {

@@ -29,6 +29,11 @@ struct FileStat {
 FileStat StatPath(const char* path);
 inline FileStat StatPath(const std::string& path) { return StatPath(path.c_str()); }
 inline FileStat StatPath(const fs::path& path) { return StatPath(path.c_str()); }
+// stat(2): whether `path`, with symlinks followed, reaches an existing file.
+bool TargetExists(const char* path);
+// The bytes of every file under `root` (symlinks counted as links, not
+// followed), as `du --apparent-size` would; 0 when `root` is missing.
+uint64_t DiskUsage(const fs::path& root);
 
 struct ListedFile {
   std::string rel;  // relative to the listed root, '/'-separated

@@ -2,8 +2,11 @@
 
 #include <fnmatch.h>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <iterator>
 
 namespace medpipe {
 
@@ -65,6 +68,37 @@ std::string Join(const std::vector<std::string>& parts, std::string_view sep) {
 
 bool GlobMatch(std::string_view pattern, std::string_view text) {
   return ::fnmatch(std::string(pattern).c_str(), std::string(text).c_str(), 0) == 0;
+}
+
+bool NaturalLess(std::string_view a, std::string_view b) {
+  size_t i = 0, j = 0;
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  while (i < a.size() && j < b.size()) {
+    if (digit(a[i]) && digit(b[j])) {
+      size_t ie = i, je = j;
+      while (ie < a.size() && a[ie] == '0') ++ie;  // leading zeros do not change the value
+      while (je < b.size() && b[je] == '0') ++je;
+      size_t ae = ie, be = je;
+      while (ae < a.size() && digit(a[ae])) ++ae;
+      while (be < b.size() && digit(b[be])) ++be;
+      if (ae - ie != be - je) return ae - ie < be - je;
+      int c = a.substr(ie, ae - ie).compare(b.substr(je, be - je));
+      if (c != 0) return c < 0;
+      i = ae, j = be;
+      continue;
+    }
+    if (a[i] != b[j]) return a[i] < b[j];
+    ++i, ++j;
+  }
+  return a.size() - i < b.size() - j;
+}
+
+std::string HumanBytes(uint64_t bytes) {
+  static const char* kUnits[] = {"B", "KB", "MB", "GB", "TB"};
+  double v = static_cast<double>(bytes);
+  size_t u = 0;
+  while (v >= 1000 && u + 1 < std::size(kUnits)) v /= 1000, ++u;
+  return u == 0 ? std::to_string(bytes) + " B" : fmt::format("{:.1f} {}", v, kUnits[u]);
 }
 
 }  // namespace medpipe

@@ -1,6 +1,7 @@
 // Small string helpers shared by the parser, the CLI and the stages.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,5 +22,12 @@ std::string Join(const std::vector<std::string>& parts, std::string_view sep);
 
 // fnmatch(3) glob match where '*' also crosses '/'.
 bool GlobMatch(std::string_view pattern, std::string_view text);
+
+// Orders strings as a person reads them: runs of digits compare by value, so
+// "labels.csv:7" sorts before "labels.csv:10" and "img2" before "img10".
+bool NaturalLess(std::string_view a, std::string_view b);
+
+// "1.2 MB": a byte count in the largest unit that keeps it >= 1.
+std::string HumanBytes(uint64_t bytes);
 
 }  // namespace medpipe
