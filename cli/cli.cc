@@ -19,6 +19,7 @@
 #include "cli/templates.h"
 #include "cli/version.h"
 #include "graph/render.h"
+#include "graph/sources.h"
 #include "runner/planner.h"
 #include "runner/runner.h"
 #include "stages/registry.h"
@@ -108,9 +109,19 @@ const char* StateName(StageOutcome::State s) {
   return "?";
 }
 
+// Prints every missing source of `p`; false when there was any.
+bool ReportMissingSources(const Pipeline& p) {
+  std::vector<std::string> missing = MissingSources(p);
+  for (const auto& m : missing) std::fprintf(stderr, "%s\n", m.c_str());
+  return missing.empty();
+}
+
 int Run(const Args& args, const std::atomic<bool>* cancel) {
   std::optional<Loaded> l = Load(args);
   if (!l) return kExitUsage;
+  // Sources are checked before any stage runs (--only debugs one stage on
+  // checkpointed inputs, whatever the state of the others' sources).
+  if (args.run.only.empty() && !ReportMissingSources(l->pipeline)) return kExitUsage;
   RunOptions o = args.run;
   o.cancel = cancel;
   o.live_progress = ::isatty(STDERR_FILENO);
@@ -357,6 +368,15 @@ int Init(const Args& args) {
     return 1;
   }
   Status s = DefaultDisk()->CreateDirs(dir / "data");
+  for (const auto& [rel, content] : StarterFiles(args.template_name)) {
+    if (!s.ok()) break;
+    if (rel.back() == '/') {
+      s = DefaultDisk()->CreateDirs(dir / rel);
+    } else if (!StatPath(dir / rel).exists) {
+      s = DefaultDisk()->CreateDirs((dir / rel).parent_path());
+      if (s.ok()) s = DefaultDisk()->WriteAtomic(dir / rel, content, /*sync=*/false);
+    }
+  }
   if (s.ok()) s = DefaultDisk()->WriteAtomic(file, text, /*sync=*/true);
   if (!s.ok()) {
     std::fprintf(stderr, "medpipe: init: %s\n", s.message().c_str());
@@ -371,6 +391,7 @@ int LoadAndShow(const Args& args) {
   std::optional<Loaded> l = Load(args);
   if (!l) return kExitUsage;
   if (args.command == "validate") {
+    if (!ReportMissingSources(l->pipeline)) return kExitUsage;
     std::printf("%s: ok (%zu stages)\n", l->pipeline.file.c_str(), l->pipeline.stages.size());
   } else {
     std::fputs((args.format == "mermaid" ? RenderMermaid(l->pipeline) : RenderDot(l->pipeline)).c_str(), stdout);

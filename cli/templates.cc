@@ -155,6 +155,18 @@ std::vector<std::string> TemplateNames() {
   return out;
 }
 
+std::vector<std::pair<std::string, std::string>> StarterFiles(const std::string& name) {
+  const std::string empty_coco = "{\"images\": [], \"annotations\": [], \"categories\": []}\n";
+  if (name == "minimal") return {{"data/images/", ""}, {"data/boxes.coco.json", empty_coco}};
+  if (name == "hemorrhage") {
+    return {{"data/feedback.csv", "url,label,sop_uid\n"},
+            {"data/previous/images/", ""},
+            {"data/previous/boxes.coco.json", empty_coco},
+            {"data/roboflow/", ""}};
+  }
+  return {};
+}
+
 std::string PipelineTemplate(const std::string& name) {
   auto it = Templates().find(name);
   return it == Templates().end() ? "" : it->second;

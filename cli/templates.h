@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace medpipe {
@@ -10,5 +11,11 @@ namespace medpipe {
 std::vector<std::string> TemplateNames();
 // The YAML text of template `name`, or "" for an unknown name.
 std::string PipelineTemplate(const std::string& name);
+
+// What `init` writes beside the pipeline so it validates at once: the
+// folders its sources name (paths ending in '/') and empty starter files (a
+// COCO file with no images, a CSV with only its header), each to be replaced
+// by the user's data. Paths are relative to the new folder.
+std::vector<std::pair<std::string, std::string>> StarterFiles(const std::string& name);
 
 }  // namespace medpipe

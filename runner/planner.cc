@@ -11,18 +11,31 @@
 
 namespace medpipe {
 
-std::string StageFingerprint(const StageDecl& decl, uint64_t seed, const std::string& external,
+std::map<std::string, std::string> PortableParams(const StageDecl& decl, const fs::path& base) {
+  std::map<std::string, std::string> out = decl.params.Canonical();
+  if (!decl.spec) return out;
+  for (const auto& spec : decl.spec->params) {
+    if (spec.type != ParamType::kPath || !decl.params.Has(spec.name)) continue;
+    const std::string& value = decl.params.GetString(spec.name);
+    if (value.empty() || !fs::path(value).is_absolute()) continue;
+    out[spec.name] = CanonicalJson(YAML::Node(fs::path(value).lexically_relative(base).string()));
+  }
+  return out;
+}
+
+std::string StageFingerprint(const StageDecl& decl, const fs::path& base, uint64_t seed, const std::string& external,
                              const std::vector<std::string>& input_output_fps) {
   Hasher h;
   h.Field("medpipe-stage-v1").Field(decl.kind).Field(std::to_string(decl.spec ? decl.spec->version : 0));
   h.Field(std::to_string(seed)).Field(external);
-  for (const auto& [name, json] : decl.params.Canonical()) h.Field(name).Field(json);
+  for (const auto& [name, json] : PortableParams(decl, base)) h.Field(name).Field(json);
   h.Field(std::to_string(input_output_fps.size()));
   for (const auto& fp : input_output_fps) h.Field(fp);
   return h.HexDigest();
 }
 
-Verdict Judge(const StageDecl& decl, const fs::path& stage_dir, uint64_t seed, const std::string& external,
+Verdict Judge(const StageDecl& decl, const fs::path& base, const fs::path& stage_dir, uint64_t seed,
+              const std::string& external,
               const std::map<std::string, std::string>& input_output_fps, const std::string& fingerprint) {
   Result<CommitRecord> prev = ReadCommit(stage_dir);
   if (!prev.ok()) {
@@ -45,7 +58,7 @@ Verdict Judge(const StageDecl& decl, const fs::path& stage_dir, uint64_t seed, c
   int version = decl.spec ? decl.spec->version : 0;
   if (prev->kind != decl.kind) why.push_back("kind changed");
   else if (prev->kind_version != version) why.push_back(fmt::format("kind {} changed version", decl.kind));
-  std::map<std::string, std::string> params = decl.params.Canonical();
+  std::map<std::string, std::string> params = PortableParams(decl, base);
   for (const auto& [name, json] : params) {
     auto it = prev->params.find(name);
     if (it == prev->params.end()) {
@@ -127,8 +140,8 @@ std::vector<StageReport> InspectPipeline(const Pipeline& p, const std::vector<st
       r.reason = external.status().message();
       continue;
     }
-    std::string fp = StageFingerprint(d, p.seed, *external, fps);
-    Verdict v = Judge(d, dir, p.seed, *external, input_fps, fp);
+    std::string fp = StageFingerprint(d, p.dir, p.seed, *external, fps);
+    Verdict v = Judge(d, p.dir, dir, p.seed, *external, input_fps, fp);
     r.state = v.up_to_date ? "done" : "stale";
     r.reason = v.up_to_date ? "" : v.reason;
     if (v.up_to_date) output_fp[i] = commit->output_fingerprint;

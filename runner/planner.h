@@ -13,10 +13,16 @@
 
 namespace medpipe {
 
-// Covers the stage kind and its version, the canonical params, the seed, the
+// The canonical params as fingerprints and commit records see them: path
+// params relative to `base` (the pipeline file's folder), so a project moved
+// or cloned with its data and workdir keeps its stages done. What a path
+// points at is covered by the stage's external fingerprint.
+std::map<std::string, std::string> PortableParams(const StageDecl& decl, const fs::path& base);
+
+// Covers the stage kind and its version, the portable params, the seed, the
 // external sources' fingerprint and the output fingerprints of the inputs,
 // in input order.
-std::string StageFingerprint(const StageDecl& decl, uint64_t seed, const std::string& external,
+std::string StageFingerprint(const StageDecl& decl, const fs::path& base, uint64_t seed, const std::string& external,
                              const std::vector<std::string>& input_output_fps);
 
 struct Verdict {
@@ -26,7 +32,8 @@ struct Verdict {
 
 // Judges the commit record in `stage_dir` against the stage as configured
 // now. Stats the recorded outputs only when everything else matches.
-Verdict Judge(const StageDecl& decl, const fs::path& stage_dir, uint64_t seed, const std::string& external,
+Verdict Judge(const StageDecl& decl, const fs::path& base, const fs::path& stage_dir, uint64_t seed,
+              const std::string& external,
               const std::map<std::string, std::string>& input_output_fps, const std::string& fingerprint);
 
 // What `medpipe status` shows for one stage.

@@ -241,13 +241,13 @@ class Execution {
     }
     Result<std::string> external = stages_[i]->ExternalFingerprint();
     if (!external.ok()) return Fail(i, out, external.status().message());
-    const std::string fp = StageFingerprint(d, p_.seed, *external, fps);
+    const std::string fp = StageFingerprint(d, p_.dir, p_.seed, *external, fps);
 
     std::string reason;
     if (forced_[i]) {
       reason = "forced";
     } else {
-      Verdict v = Judge(d, dir, p_.seed, *external, input_fps, fp);
+      Verdict v = Judge(d, p_.dir, dir, p_.seed, *external, input_fps, fp);
       if (v.up_to_date) {
         out.state = State::kSkipped;
         out.reason = "up to date";
@@ -311,7 +311,7 @@ class Execution {
     rec.kind_version = d.spec ? d.spec->version : 0;
     rec.fingerprint = fp;
     rec.output_fingerprint = OutputFingerprint(files);
-    rec.params = d.params.Canonical();
+    rec.params = PortableParams(d, p_.dir);
     rec.inputs = input_fps;
     rec.external = *external;
     rec.seed = p_.seed;

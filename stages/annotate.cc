@@ -56,10 +56,12 @@ Result<std::vector<ListedFile>> ListImages(const AnnotateOptions& o) {
   return out;
 }
 
+// A file's state, not its absolute path: the params name the file (relative
+// to the pipeline), so a moved project stays done.
 void StatInto(Hasher& h, const fs::path& path) {
   if (path.empty()) return;
   FileStat st = StatPath(path);
-  h.Field(path.string()).Field(fmt::format("{}:{}", st.size, st.mtime_ns));
+  h.Field(st.exists ? fmt::format("{}:{}", st.size, st.mtime_ns) : "missing");
 }
 
 class AnnotateStage : public Stage {
@@ -101,7 +103,11 @@ class AnnotateStage : public Stage {
         std::vector<ItemResult> results,
         ctx.RunItems(tasks, [&](size_t i, ItemOutput& out) -> Result<std::string> {
           MEDPIPE_ASSIGN_OR_RETURN(ImageHeader h, ProbeImage(abs(i)));
-          MEDPIPE_RETURN_IF_ERROR(out.Symlink("images/" + files[i].rel, fs::absolute(abs(i))));
+          // Relative, like every link medpipe writes: a project moved with
+          // its data and workdir keeps its links.
+          const std::string rel = "images/" + files[i].rel;
+          MEDPIPE_RETURN_IF_ERROR(
+              out.Symlink(rel, fs::absolute(abs(i)).lexically_relative((ctx.dir() / rel).parent_path())));
           return fmt::format("{} {}", h.width, h.height);
         }));
 

@@ -104,7 +104,9 @@ class DownloadStage : public Stage {
   Result<std::string> ExternalFingerprint() const override {
     FileStat st = StatPath(o_.csv);
     if (!st.exists) return Status::NotFound(o_.csv.string() + ": the download CSV does not exist");
-    return Hasher().Field(o_.csv.string()).Field(fmt::format("{}:{}", st.size, st.mtime_ns)).HexDigest();
+    // The CSV's state, not its absolute path (the params say which file,
+    // relative to the pipeline), so a moved project stays done.
+    return Hasher().Field(fmt::format("{}:{}", st.size, st.mtime_ns)).HexDigest();
   }
 
   Status Run(StageContext& ctx) const override {

@@ -124,7 +124,9 @@ class MergeStage : public Stage {
     Hasher h;
     for (const auto& s : o_.sources) {
       fs::path root = BaseDir(s);
-      h.Field(s.path.string()).Field(root.string());
+      // Names, sizes and mtimes below the source, not its absolute path (the
+      // `sources` param says which folder), so a moved project stays done.
+      h.Field(s.prefix);
       if (!IsDir(root)) {
         h.Field("missing");
         continue;

@@ -189,5 +189,35 @@ TEST_F(ConventionsCliTest, EveryInitTemplateValidatesAsWritten) {
   EXPECT_EQ(Medpipe({"init", "--template", "nope", (dir_ / "x").string()}).exit_code, 2);
 }
 
+TEST_F(ConventionsCliTest, AMovedProjectKeepsItsStagesDone) {
+  // The pipeline, its data and its workdir move together (mv, or a copy
+  // that keeps mtimes): nothing is stale, nothing reruns.
+  fs::path a = dir_ / "project_a", b = dir_ / "project_b";
+  fs::create_directories(a);
+  fs::rename(dir_ / "data", a / "data");
+  std::string yaml = kTwoStages;
+  yaml.replace(yaml.find("'${DATA}/images'"), 16, "data/images");
+  testing::WriteText(a / "p.yaml", yaml);
+  ASSERT_EQ(Medpipe({"run", (a / "p.yaml").string()}).exit_code, 0);
+  fs::rename(a, b);
+  ProcessResult s = Medpipe({"status", (b / "p.yaml").string()});
+  EXPECT_FALSE(Contains(s.out, "stale")) << s.out;
+  EXPECT_TRUE(Contains(s.out, "ann                  annotate   done")) << s.out;
+  ProcessResult r = Medpipe({"run", (b / "p.yaml").string()});
+  EXPECT_TRUE(Contains(r.err, "skip ann: up to date")) << r.err;
+  EXPECT_TRUE(Contains(r.err, "skip four: up to date")) << r.err;
+}
+
+TEST_F(ConventionsCliTest, MissingSourcesStopTheRunBeforeAnyWork) {
+  ProcessResult v = Medpipe({"validate", P()}, {"DATA=" + (dir_ / "nowhere").string()});
+  EXPECT_EQ(v.exit_code, 2);
+  EXPECT_TRUE(Contains(v.err, "p.yaml:6:22: stage 'ann': params.images: " + (dir_ / "nowhere/images").string() +
+                                  " does not exist"))
+      << v.err;
+  ProcessResult r = Medpipe({"run", P()}, {"DATA=" + (dir_ / "nowhere").string()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_FALSE(fs::exists(dir_ / "work")) << "nothing ran";
+}
+
 }  // namespace
 }  // namespace medpipe
