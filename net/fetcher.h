@@ -4,7 +4,8 @@
 // fetches and get the result through a callback (or block in Fetch). The
 // multi handle's connection cache gives connection reuse (and HTTP/2
 // multiplexing where the server offers it); at most `concurrency` transfers
-// run at once, the rest wait in a queue where urgent requests go first.
+// run at once (fewer per host while it throttles, below), the rest wait in a
+// queue per host where urgent requests go first.
 //
 // Failure policy, per attempt:
 //   - 5xx, a timeout, a refused or reset connection, or a body shorter than
@@ -118,7 +119,7 @@ class Fetcher {
   // Starts fetching `url`. `done` runs exactly once, on the fetcher's thread
   // for network sources (keep it short: no blocking) or on the caller's
   // thread for local files and URLs that do not parse. `urgent` requests go
-  // before the queued ones. Thread-safe.
+  // before the ones queued for the same host. Thread-safe.
   void Start(const std::string& url, Callback done, bool urgent = false);
 
   // Start and wait.

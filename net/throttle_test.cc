@@ -217,5 +217,36 @@ TEST_F(ThrottleServerTest, ThrottleConcurrencyDropsAtTheServerAndTheRunCompletes
   EXPECT_LT(s.throttled, n) << "throttled " << s.throttled << " times for " << n << " objects";
 }
 
+TEST_F(ThrottleServerTest, ThrottleHoldsBackOnlyTheThrottledHost) {
+  // "127.0.0.1" and "localhost" are two hosts to the fetcher, one server
+  // here. 30 requests to a host that takes one at a time (100 ms each) are
+  // queued before one request to the other host, which must not wait for
+  // them (in one shared queue it would wait for 30 / 4 rounds of 100 ms).
+  auto f = MakeFetcher(/*retries=*/30, /*concurrency=*/4);
+  const int n = 30;
+  std::vector<std::promise<FetchResult>> done(n);
+  for (int i = 0; i < n; ++i) {
+    f->Start(Base() + "/throttle/1/100/a.dcm?host=a&i=" + std::to_string(i),
+             [&done, i](FetchResult r) { done[i].set_value(std::move(r)); });
+  }
+  const std::string other = "http://localhost:" + std::to_string(server_->port()) + "/files/a.dcm";
+  auto t0 = std::chrono::steady_clock::now();
+  std::promise<FetchResult> b;
+  f->Start(other, [&b](FetchResult r) { b.set_value(std::move(r)); });
+  FetchResult rb = b.get_future().get();
+  double b_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_TRUE(rb.status.ok()) << rb.status.ToString();
+  rb.Release();
+  EXPECT_LT(b_seconds, 0.5) << "the other host's request waited for the throttled host's queue";
+  for (int i = 0; i < n; ++i) {
+    FetchResult r = done[i].get_future().get();
+    EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+    r.Release();
+  }
+  double all_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_GT(all_seconds, 2.5) << "the throttled host took its requests one at a time";
+  EXPECT_EQ(f->stats().lowest_concurrency, 1);
+}
+
 }  // namespace
 }  // namespace medpipe
