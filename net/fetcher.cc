@@ -207,8 +207,14 @@ void Fetcher::CancelAll() {
 }
 
 FetchStats Fetcher::stats() const {
-  return FetchStats{requests_.load(), retries_.load(),  bytes_.load(),
-                    connects_.load(), throttled_.load(), lowest_concurrency_.load()};
+  FetchStats s;
+  s.requests = requests_.load();
+  s.retries = retries_.load();
+  s.bytes = bytes_.load();
+  s.connects = connects_.load();
+  s.throttled = throttled_.load();
+  s.lowest_concurrency = lowest_concurrency_.load();
+  return s;
 }
 
 std::string Fetcher::Message(const Transfer& t, const std::string& what) const {
