@@ -46,6 +46,7 @@ Result<EnvSource> EnvSource::Load(const fs::path& env_file) {
   Result<std::string> text = ReadFile(env_file);
   if (!text.ok()) return Status::IOError(env_file.string() + ": cannot read the env file");
   env.file_values_ = ParseDotEnv(*text);
+  env.file_ = env_file;
   return env;
 }
 
@@ -62,6 +63,15 @@ std::string EnvSource::Get(const std::string& name) const {
   }
   auto it = file_values_.find(name);
   return it == file_values_.end() ? std::string() : it->second;
+}
+
+std::string EnvSource::Origin(const std::string& name) const {
+  if (use_process_env_) {
+    if (const char* v = std::getenv(name.c_str()); v && *v) return "the environment";
+  }
+  auto it = file_values_.find(name);
+  if (it == file_values_.end() || it->second.empty()) return "";
+  return file_.empty() ? "the environment" : "env file " + file_.string();
 }
 
 AwsCredentials AwsCredentialsFrom(const EnvSource& env) {

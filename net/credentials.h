@@ -30,9 +30,13 @@ class EnvSource {
 
   // "" when unset.
   std::string Get(const std::string& name) const;
+  // Where Get(name) finds its value, for messages: "the environment", the
+  // env file ("env file .env"), or "" when unset. Never the value.
+  std::string Origin(const std::string& name) const;
 
  private:
   bool use_process_env_ = true;
+  fs::path file_;
   std::map<std::string, std::string> file_values_;
 };
 

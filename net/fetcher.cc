@@ -42,6 +42,18 @@ std::string S3ErrorCode(const fs::path& body) {
   return code;
 }
 
+// The server a request goes to, as "scheme://host:port" (userinfo dropped),
+// the unit of the per-host concurrency limit.
+std::string HostKey(const std::string& url) {
+  size_t scheme_end = url.find("://");
+  if (scheme_end == std::string::npos) return url;
+  size_t start = scheme_end + 3;
+  size_t end = url.find_first_of("/?#", start);
+  std::string authority = url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  if (size_t at = authority.rfind('@'); at != std::string::npos) authority = authority.substr(at + 1);
+  return url.substr(0, start) + authority;
+}
+
 }  // namespace
 
 struct Fetcher::Transfer {
@@ -49,6 +61,9 @@ struct Fetcher::Transfer {
   Source source;
   std::string request_url;
   Callback done;
+  std::string host;    // HostKey(request_url)
+  bool urgent = false;
+  uint64_t epoch = 0;  // the host's ConcurrencyLimit epoch when this attempt began
   int attempt = 0;
   Clock::time_point due;
   CURL* easy = nullptr;
@@ -122,6 +137,7 @@ Fetcher::Fetcher(FetchOptions options) : options_(std::move(options)) {
     curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, static_cast<long>(options_.concurrency) * 2);
   }
   multi_ = m;
+  lowest_concurrency_.store(options_.concurrency);
 }
 
 Fetcher::~Fetcher() {
@@ -162,6 +178,8 @@ void Fetcher::Start(const std::string& url, Callback done, bool urgent) {
     return;
   }
   t->request_url = t->source.kind == SourceKind::kS3 ? S3HttpUrl(t->source.s3, options_.s3) : url;
+  t->host = HostKey(t->request_url);
+  t->urgent = urgent;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (urgent) {
@@ -189,7 +207,14 @@ void Fetcher::CancelAll() {
 }
 
 FetchStats Fetcher::stats() const {
-  return FetchStats{requests_.load(), retries_.load(), bytes_.load(), connects_.load()};
+  FetchStats s;
+  s.requests = requests_.load();
+  s.retries = retries_.load();
+  s.bytes = bytes_.load();
+  s.connects = connects_.load();
+  s.throttled = throttled_.load();
+  s.lowest_concurrency = lowest_concurrency_.load();
+  return s;
 }
 
 std::string Fetcher::Message(const Transfer& t, const std::string& what) const {
@@ -275,6 +300,10 @@ void Fetcher::Finish(Transfer* t, int curl_code) {
   long connects = 0;
   curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &connects);
   connects_.fetch_add(connects);
+  // Seconds from a Retry-After header, either form (libcurl turns an
+  // HTTP-date into seconds from now); 0 when absent, negative for a past date.
+  curl_off_t retry_after = 0;
+  curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, &retry_after);
   curl_multi_remove_handle(static_cast<CURLM*>(multi_), e);
   curl_easy_cleanup(e);
   t->easy = nullptr;
@@ -286,6 +315,22 @@ void Fetcher::Finish(Transfer* t, int curl_code) {
   auto it = std::find_if(running_.begin(), running_.end(), [t](const auto& p) { return p.get() == t; });
   std::unique_ptr<Transfer> owned = std::move(*it);
   running_.erase(it);
+  Host& host = HostOf(*t);
+  host.running--;
+
+  // Throttle answers cut the host's limit; any other answer from the server
+  // counts towards raising it again. Transport failures are neither.
+  const bool throttle = curl_code == CURLE_OK && (http == 429 || http == 503);
+  if (throttle) {
+    throttled_.fetch_add(1);
+    if (host.limit.OnThrottle(t->epoch)) {
+      int low = lowest_concurrency_.load();
+      while (host.limit.limit() < low && !lowest_concurrency_.compare_exchange_weak(low, host.limit.limit())) {
+      }
+    }
+  } else if (curl_code == CURLE_OK && http > 0) {
+    host.limit.OnSuccess();
+  }
 
   FetchResult r;
   r.attempts = t->attempt;
@@ -304,7 +349,7 @@ void Fetcher::Finish(Transfer* t, int curl_code) {
           Message(*t, fmt::format("body of {} bytes, Content-Length says {}", t->written, content_length)));
     }
   } else if (code == CURLE_OK) {
-    retryable = http >= 500 && http < 600;
+    retryable = (http >= 500 && http < 600) || http == 429;
     r.reason = fmt::format("http_{}", http);
     std::string what = fmt::format("HTTP {}", http);
     if (t->source.kind == SourceKind::kS3) {
@@ -365,8 +410,9 @@ void Fetcher::Finish(Transfer* t, int curl_code) {
   t->DropFile();
   if (retryable && t->attempt <= options_.retries) {
     retries_.fetch_add(1);
-    t->due = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                std::chrono::duration<double>(BackoffSeconds(t->attempt)));
+    double delay = BackoffSeconds(t->attempt);
+    if (throttle && retry_after > 0) delay = std::min(static_cast<double>(retry_after), options_.retry_after_max_seconds);
+    t->due = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(delay));
     waiting_.push_back(std::move(owned));
     return;
   }
@@ -389,6 +435,55 @@ void Fetcher::Complete(std::unique_ptr<Transfer> t, FetchResult r) {
   Callback done = std::move(t->done);
   t.reset();
   done(std::move(r));
+}
+
+Fetcher::Host::Host(int max) : limit(max) {}
+Fetcher::Host::~Host() = default;
+
+Fetcher::Host& Fetcher::HostOf(const Transfer& t) {
+  return hosts_.try_emplace(t.host, options_.concurrency).first->second;
+}
+
+void Fetcher::StartTransfer(std::unique_ptr<Transfer> t) {
+  Host& host = HostOf(*t);
+  host.running++;
+  t->epoch = host.limit.epoch();
+  Transfer* raw = t.get();
+  running_.push_back(std::move(t));
+  if (Status s = Begin(raw); !s.ok()) {
+    auto it = std::find_if(running_.begin(), running_.end(), [raw](const auto& p) { return p.get() == raw; });
+    std::unique_ptr<Transfer> owned = std::move(*it);
+    running_.erase(it);
+    host.running--;
+    FetchResult r;
+    r.status = s;
+    r.reason = "temp_write";
+    Complete(std::move(owned), std::move(r));
+  }
+}
+
+void Fetcher::FillSlots() {
+  // Round robin over the hosts, one transfer each per pass, starting one
+  // host further each time, so that a host with a long queue cannot starve
+  // another and a throttled host's queue waits without blocking the rest.
+  const size_t total = static_cast<size_t>(options_.concurrency);
+  if (hosts_.empty()) return;
+  while (running_.size() < total) {
+    bool started = false;
+    auto it = std::next(hosts_.begin(), static_cast<std::ptrdiff_t>(next_host_ % hosts_.size()));
+    for (size_t k = 0; k < hosts_.size() && running_.size() < total; ++k) {
+      Host& h = it->second;
+      if (!h.pending.empty() && h.running < h.limit.limit()) {
+        std::unique_ptr<Transfer> t = std::move(h.pending.front());
+        h.pending.pop_front();
+        StartTransfer(std::move(t));
+        started = true;
+      }
+      if (++it == hosts_.end()) it = hosts_.begin();
+    }
+    next_host_ = (next_host_ + 1) % hosts_.size();
+    if (!started) break;
+  }
 }
 
 void Fetcher::Loop() {
@@ -417,6 +512,11 @@ void Fetcher::Loop() {
       for (auto& t : waiting_) to_cancel.push_back(std::move(t));
       running_.clear();
       waiting_.clear();
+      for (auto& [key, host] : hosts_) {
+        for (auto& t : host.pending) to_cancel.push_back(std::move(t));
+        host.pending.clear();
+        host.running = 0;
+      }
       for (auto& t : to_cancel) {
         int attempts = t->attempt;
         Complete(std::move(t), cancelled(attempts));
@@ -424,37 +524,34 @@ void Fetcher::Loop() {
       if (stop) return;
     }
 
-    // Retries whose backoff has passed go first, then the queue.
+    // New requests join their host's queue: urgent ones at the front, in the
+    // order the shared queue holds them, the others at the back.
+    std::deque<std::unique_ptr<Transfer>> incoming;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      incoming.swap(queue_);
+    }
+    for (auto& t : incoming) {
+      if (!t->urgent) HostOf(*t).pending.push_back(std::move(t));
+    }
+    for (auto it = incoming.rbegin(); it != incoming.rend(); ++it) {
+      if (*it) HostOf(**it).pending.push_front(std::move(*it));
+    }
+
+    // Retries whose backoff has passed go first, then the hosts' queues.
     const auto now = Clock::now();
-    std::vector<std::unique_ptr<Transfer>> starting;
+    const size_t total = static_cast<size_t>(options_.concurrency);
     for (auto it = waiting_.begin(); it != waiting_.end();) {
-      if ((*it)->due <= now && running_.size() + starting.size() < static_cast<size_t>(options_.concurrency)) {
-        starting.push_back(std::move(*it));
+      Host& h = HostOf(**it);
+      if ((*it)->due <= now && running_.size() < total && h.running < h.limit.limit()) {
+        std::unique_ptr<Transfer> t = std::move(*it);
         it = waiting_.erase(it);
+        StartTransfer(std::move(t));
       } else {
         ++it;
       }
     }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      while (!queue_.empty() && running_.size() + starting.size() < static_cast<size_t>(options_.concurrency)) {
-        starting.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-    }
-    for (auto& t : starting) {
-      Transfer* raw = t.get();
-      running_.push_back(std::move(t));
-      if (Status s = Begin(raw); !s.ok()) {
-        auto it = std::find_if(running_.begin(), running_.end(), [raw](const auto& p) { return p.get() == raw; });
-        std::unique_ptr<Transfer> owned = std::move(*it);
-        running_.erase(it);
-        FetchResult r;
-        r.status = s;
-        r.reason = "temp_write";
-        Complete(std::move(owned), std::move(r));
-      }
-    }
+    FillSlots();
 
     int still = 0;
     curl_multi_perform(m, &still);
@@ -468,10 +565,14 @@ void Fetcher::Loop() {
       Finish(t, msg->data.result);
     }
 
-    // A finished transfer frees a slot: go round at once to fill it.
+    // A finished transfer frees a slot: go round at once to fill it. A retry
+    // that is due but held back by its host's limit waits for a transfer to
+    // finish (which wakes the poll), so only future due times shorten it.
     int timeout_ms = finished_any ? 0 : 1000;
+    const auto after = Clock::now();
     for (const auto& t : waiting_) {
-      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t->due - Clock::now()).count();
+      if (t->due <= after) continue;
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t->due - after).count() + 1;
       timeout_ms = static_cast<int>(std::clamp<int64_t>(ms, 0, timeout_ms));
     }
     curl_multi_poll(m, nullptr, 0, timeout_ms, nullptr);

@@ -4,7 +4,8 @@
 // fetches and get the result through a callback (or block in Fetch). The
 // multi handle's connection cache gives connection reuse (and HTTP/2
 // multiplexing where the server offers it); at most `concurrency` transfers
-// run at once, the rest wait in a queue where urgent requests go first.
+// run at once (fewer per host while it throttles, below), the rest wait in a
+// queue per host where urgent requests go first.
 //
 // Failure policy, per attempt:
 //   - 5xx, a timeout, a refused or reset connection, or a body shorter than
@@ -12,7 +13,23 @@
 //     backoff with jitter (a cut-short body is a broken connection, so it is
 //     retried like a reset; when the retries run out it is a failure, never a
 //     file);
-//   - 4xx and anything else: final at once.
+//   - 429 Too Many Requests and 503 (S3's SlowDown, or any overloaded
+//     server) are throttles: retried like a 5xx, but after the server's
+//     `Retry-After` when it sends one (delay-seconds or an HTTP-date, read by
+//     libcurl; capped at `retry_after_max_seconds`), else after the same
+//     backoff; and they lower the host's concurrency (below);
+//   - other 4xx and anything else: final at once.
+// Throttle answers share the `retries` budget with other transient failures;
+// an item that runs out is Unavailable, so a rerun of the stage tries it
+// again.
+//
+// Concurrency: at most `concurrency` transfers run at once in total, and per
+// host (scheme://host:port of the request) at most that host's current limit.
+// The limit starts at `concurrency` and follows an AIMD rule
+// (net/throttle.h): a throttle answer halves it (floor 1, once per window
+// of requests sent at the old limit), and each window of `limit` answers
+// that are not throttles raises it by one, back up to `concurrency`. Queued
+// requests of a throttled host wait; other hosts' requests go ahead of them.
 // Bodies go to a temp file in `temp_dir`, which is handed back only after a
 // complete, successful transfer; a failed attempt's file is deleted.
 //
@@ -25,6 +42,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -33,6 +51,7 @@
 
 #include "net/credentials.h"
 #include "net/source.h"
+#include "net/throttle.h"
 #include "util/fs.h"
 #include "util/status.h"
 
@@ -47,6 +66,9 @@ struct FetchOptions {
   int retries = 4;                     // attempts after the first
   double backoff_initial_seconds = 0.5;
   double backoff_max_seconds = 30;
+  // A Retry-After longer than this is cut to it, so that a misbehaving
+  // server cannot park a transfer for hours.
+  double retry_after_max_seconds = 120;
   fs::path temp_dir;                   // REQUIRED: where bodies land
 
   S3Endpoint s3;
@@ -61,7 +83,7 @@ struct FetchedFile {
 
 struct FetchResult {
   Status status;
-  // Short, stable reason for counters: "http_404", "http_503", "timeout",
+  // Short, stable reason for counters: "http_404", "http_429", "http_503", "timeout",
   // "short_body", "connection", "not_found", "invalid_url", "multipart",
   // "cancelled", "curl_<n>". "" when ok.
   std::string reason;
@@ -78,6 +100,10 @@ struct FetchStats {
   int64_t retries = 0;
   int64_t bytes = 0;
   int64_t connects = 0;  // new connections opened (the rest reused one)
+  int64_t throttled = 0;  // 429 and 503 answers (each also counts as a retry when retried)
+  // The lowest per-host concurrency limit reached (`concurrency` when never
+  // throttled).
+  int lowest_concurrency = 0;
 };
 
 class Fetcher {
@@ -93,7 +119,7 @@ class Fetcher {
   // Starts fetching `url`. `done` runs exactly once, on the fetcher's thread
   // for network sources (keep it short: no blocking) or on the caller's
   // thread for local files and URLs that do not parse. `urgent` requests go
-  // before the queued ones. Thread-safe.
+  // before the ones queued for the same host. Thread-safe.
   void Start(const std::string& url, Callback done, bool urgent = false);
 
   // Start and wait.
@@ -116,6 +142,18 @@ class Fetcher {
   void Complete(std::unique_ptr<Transfer> t, FetchResult r);
   std::string Message(const Transfer& t, const std::string& what) const;
   double BackoffSeconds(int attempt);
+  // One server's share of the transfers (loop thread only).
+  struct Host {
+    // Both in fetcher.cc, where Transfer is complete.
+    explicit Host(int max);
+    ~Host();
+    std::deque<std::unique_ptr<Transfer>> pending;  // not started yet, urgent first
+    int running = 0;
+    ConcurrencyLimit limit;
+  };
+  Host& HostOf(const Transfer& t);
+  void StartTransfer(std::unique_ptr<Transfer> t);
+  void FillSlots();
 
   const FetchOptions options_;
   Redactor redactor_;
@@ -126,11 +164,15 @@ class Fetcher {
   bool stopping_ = false;                        // guarded by mu_
   bool cancel_all_ = false;                      // guarded by mu_
 
-  // Loop-thread state.
+  // Loop-thread state. A transfer is in exactly one place: a host's pending
+  // queue, running_, or waiting_.
   std::vector<std::unique_ptr<Transfer>> running_;
   std::vector<std::unique_ptr<Transfer>> waiting_;  // backing off before a retry
+  std::map<std::string, Host> hosts_;
+  size_t next_host_ = 0;  // round-robin start among hosts when filling slots
 
-  std::atomic<int64_t> requests_{0}, retries_{0}, bytes_{0}, connects_{0};
+  std::atomic<int64_t> requests_{0}, retries_{0}, bytes_{0}, connects_{0}, throttled_{0};
+  std::atomic<int> lowest_concurrency_;
   std::atomic<uint64_t> next_temp_{0};
   std::thread thread_;
 };

@@ -32,6 +32,7 @@
 #include <unordered_set>
 
 #include "dicom/convert.h"
+#include "net/aws_config.h"
 #include "net/credentials.h"
 #include "net/fetcher.h"
 #include "net/prefetch.h"
@@ -117,7 +118,19 @@ class DownloadStage : public Stage {
     // params, fingerprints, messages or outputs.
     MEDPIPE_ASSIGN_OR_RETURN(EnvSource env, EnvSource::Load(o_.env_file));
     FetchOptions fo = o_.fetch;
-    if (!o_.anonymous) fo.aws = AwsCredentialsFrom(env);
+    // The AWS chain (env, profile, config files: net/aws_config.h) only when
+    // S3 is used, so that a broken AWS_PROFILE never stops an http download.
+    auto is_s3 = [](const Candidate& c) {
+      Result<Source> src = ParseSource(c.url);
+      return src.ok() && src->kind == SourceKind::kS3;
+    };
+    if (std::any_of(cands.begin(), cands.end(), is_s3)) {
+      MEDPIPE_ASSIGN_OR_RETURN(AwsSettings aws,
+                               ResolveAws(env, AwsOverrides{o_.fetch.s3.region, o_.fetch.s3.endpoint, o_.anonymous}));
+      ctx.Log(aws.Describe());
+      fo.aws = std::move(aws.credentials);
+      fo.s3 = aws.s3;
+    }
     MEDPIPE_ASSIGN_OR_RETURN(fo.dicomweb_auth, HttpAuthFrom(o_.auth, env));
     // Bodies of a killed run are partial or unclaimed: never counted, dropped.
     fo.temp_dir = ctx.dir() / ".download-tmp";
@@ -485,12 +498,14 @@ void RegisterDownload(Registry* registry) {
        "column matched to the input datasets' attribute of that name (or file stem): a match is already present", {}},
       {"concurrency", ParamType::kInt, "64", false, "transfers at once", {}},
       {"timeout_seconds", ParamType::kFloat, "120", false, "per attempt", {}},
-      {"retries", ParamType::kInt, "4", false, "retries after the first attempt, on 5xx, timeouts and resets", {}},
+      {"retries", ParamType::kInt, "4", false, "retries after the first attempt, on 5xx, 429, timeouts and resets", {}},
       {"retry_backoff_seconds", ParamType::kFloat, "0.5", false, "first backoff; doubles per retry, with jitter", {}},
-      {"s3_region", ParamType::kString, "us-east-1", false, "region for S3 URLs and their signatures", {}},
-      {"s3_endpoint", ParamType::kString, "", false, "S3-compatible store base URL (path-style), e.g. http://minio:9000", {}},
+      {"s3_region", ParamType::kString, "", false,
+       "region for S3 URLs and their signatures (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's, us-east-1)", {}},
+      {"s3_endpoint", ParamType::kString, "", false,
+       "S3-compatible store base URL (path-style), e.g. http://minio:9000 (default: AWS_ENDPOINT_URL[_S3], the profile's)", {}},
       {"env_file", ParamType::kPath, "", false,
-       ".env with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY[/AWS_SESSION_TOKEN] or AWS_ACCESS_KEY/AWS_SECRET_KEY, "
+       ".env with AWS_* variables (keys, AWS_PROFILE, region, endpoint: see the S3 credential chain), "
        "DICOMWEB_USERNAME/DICOMWEB_PASSWORD or DICOMWEB_TOKEN (the environment wins)", {}},
       {"anonymous", ParamType::kBool, "false", false, "never sign S3 requests (else: signed when credentials exist)", {}},
       {"auth", ParamType::kString, "none", false, "DICOMweb auth from the environment/env_file",

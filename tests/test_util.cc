@@ -11,6 +11,7 @@
 #include "stages/link_images.h"
 #include "util/hash.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -53,9 +54,16 @@ std::vector<char*> Argv(const std::vector<std::string>& args) {
   return out;
 }
 
+// The process environment with `extra` ("K=V") replacing same-named entries
+// (appending alone would not do: getenv returns the first match).
 std::vector<std::string> Environment(const std::vector<std::string>& extra) {
+  auto name = [](const std::string& kv) { return kv.substr(0, kv.find('=')); };
   std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  for (char** e = environ; *e; ++e) {
+    std::string kv = *e;
+    bool replaced = std::any_of(extra.begin(), extra.end(), [&](const std::string& x) { return name(x) == name(kv); });
+    if (!replaced) env.push_back(std::move(kv));
+  }
   for (const auto& x : extra) env.push_back(x);
   return env;
 }

@@ -8,12 +8,26 @@ Serves the files of --root and injects faults chosen by the request path:
                                  file. kinds: 404, 500, 503, stall (no answer
                                  for --stall-seconds), short (Content-Length
                                  larger than the bytes sent, then close),
-                                 reset (TCP RST instead of an answer)
+                                 reset (TCP RST instead of an answer),
+                                 429 (Too Many Requests), slowdown (503 with
+                                 S3's SlowDown XML body). A query
+                                 ?retry_after=S adds "Retry-After: S" to a 429
+                                 or slowdown; ?retry_after=date+S sends the
+                                 HTTP-date S seconds from now instead
+  /throttle/<limit>/<ms>/<name>  a server that accepts <limit> requests at
+                                 once: a request arriving while <limit> are
+                                 in flight gets 503 SlowDown, the others the
+                                 file; every answer takes <ms> ms
+  /_concurrency                  text: the number of throttle-path requests
+                                 in flight at each arrival (the arriving one
+                                 included), in arrival order; then a line
+                                 "throttled <n>" (not counted)
   /_stats                        JSON {path: requests so far} (not counted)
 --delay-ms adds a delay before every answer (a link's latency).
 Binds 127.0.0.1 on --port (0: a free port) and prints "PORT <n>" when ready.
 """
 import argparse
+import email.utils
 import json
 import os
 import socket
@@ -21,11 +35,17 @@ import struct
 import sys
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ARGS = None
 COUNTS = {}
 LOCK = threading.Lock()
+IN_FLIGHT = 0       # throttle-path requests being answered
+ARRIVALS = []       # IN_FLIGHT seen by each throttle-path request on arrival
+THROTTLED = 0
+SLOWDOWN_BODY = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+                 b'<Message>Please reduce your request rate.</Message></Error>')
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -34,8 +54,10 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         pass
 
-    def send_body(self, code, body, content_type="application/octet-stream", length=None):
+    def send_body(self, code, body, content_type="application/octet-stream", length=None, headers=()):
         self.send_response(code)
+        for k, v in headers:
+            self.send_header(k, v)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body) if length is None else length))
         self.end_headers()
@@ -49,8 +71,32 @@ class Handler(BaseHTTPRequestHandler):
         with open(path, "rb") as f:
             self.send_body(200, f.read(), "application/dicom")
 
+    def throttle(self, limit, delay_ms, name):
+        global IN_FLIGHT, THROTTLED
+        with LOCK:
+            IN_FLIGHT += 1
+            ARRIVALS.append(IN_FLIGHT)
+            refuse = IN_FLIGHT > limit
+            if refuse:
+                THROTTLED += 1
+        try:
+            time.sleep(delay_ms / 1000.0)
+            if refuse:
+                self.send_body(503, SLOWDOWN_BODY, "application/xml")
+            else:
+                self.serve_file(name)
+        finally:
+            with LOCK:
+                IN_FLIGHT -= 1
+
     def do_GET(self):
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
+        self.query = urllib.parse.parse_qs(query)
+        if path == "/_concurrency":
+            with LOCK:
+                body = ("%s\nthrottled %d\n" % (" ".join(map(str, ARRIVALS)), THROTTLED)).encode()
+            self.send_body(200, body, "text/plain")
+            return
         if path == "/_stats":
             with LOCK:
                 body = json.dumps(COUNTS, sort_keys=True).encode()
@@ -62,6 +108,9 @@ class Handler(BaseHTTPRequestHandler):
         if ARGS.delay_ms:
             time.sleep(ARGS.delay_ms / 1000.0)
         parts = path.split("/")
+        if len(parts) == 5 and parts[1] == "throttle":
+            self.throttle(int(parts[2]), float(parts[3]), parts[4])
+            return
         if len(parts) == 3 and parts[1] == "files":
             self.serve_file(parts[2])
             return
@@ -74,8 +123,20 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.send_body(404, b"not found\n", "text/plain")
 
+    def retry_after(self):
+        value = self.query.get("retry_after", [None])[0]
+        if value is None:
+            return ()
+        if value.startswith("date+"):
+            value = email.utils.formatdate(time.time() + float(value[5:]), usegmt=True)
+        return (("Retry-After", value),)
+
     def fault(self, kind, name):
-        if kind in ("404", "500", "503"):
+        if kind == "429":
+            self.send_body(429, b"too many requests\n", "text/plain", headers=self.retry_after())
+        elif kind == "slowdown":
+            self.send_body(503, SLOWDOWN_BODY, "application/xml", headers=self.retry_after())
+        elif kind in ("404", "500", "503", "403"):
             self.send_body(int(kind), b"injected fault\n", "text/plain")
         elif kind == "stall":
             time.sleep(ARGS.stall_seconds)
