@@ -172,6 +172,11 @@ class DownloadStage : public Stage {
         return ProcessItem(cands[i], r, out);
       });
     }();
+    if (FetchStats st = fetcher->stats(); st.throttled > 0) {
+      ctx.Count("throttled", st.throttled);
+      ctx.Log(fmt::format("the server throttled {} requests (429/503); concurrency went down to {}", st.throttled,
+                          st.lowest_concurrency));
+    }
     fetcher.reset();
     fs::remove_all(fo.temp_dir, ec);
     if (!results.ok()) return results.status();
