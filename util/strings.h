@@ -14,6 +14,12 @@ size_t EditDistance(std::string_view a, std::string_view b);
 // plausible typo (distance at most a third of the name's length, at least 1).
 std::string ClosestName(std::string_view name, const std::vector<std::string>& candidates);
 
+// Natural order: runs of digits compare by their numeric value, so
+// "labels.csv:7" < "labels.csv:10" and "img2" < "img10"; the rest byte-wise.
+// A strict weak order; strings equal as numbers ("7", "07") fall back to
+// byte order so the order stays total.
+bool NaturalLess(std::string_view a, std::string_view b);
+
 // "1.2 s", "3 min 04 s", "45 ms".
 std::string HumanDuration(double seconds);
 
