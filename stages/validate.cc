@@ -278,6 +278,11 @@ void CheckLeakage(const Dataset& ds, Findings& f, std::map<std::string, int64_t>
   CheckRoboflowLeakage(ds, f);
 }
 
+std::string real_path_of(const fs::path& p) {
+  char buf[PATH_MAX];
+  return ::realpath(p.c_str(), buf) == nullptr ? p.string() : std::string(buf);
+}
+
 // Image files not in the dataset that lie beside its images, per folder (the
 // folder the image's links finally reach) whose listed images are all of one
 // split. Returns (file, that split) pairs in path order.
@@ -287,14 +292,19 @@ std::vector<std::pair<fs::path, std::string>> UnlistedBeside(const Dataset& ds, 
     std::set<std::string> listed;  // real paths
   };
   std::map<std::string, Folder> folders;
+  std::unordered_set<std::string> all_listed;  // real paths of every image
+  auto real_path = [](const fs::path& p) -> std::string {
+    char buf[PATH_MAX];
+    return ::realpath(p.c_str(), buf) == nullptr ? std::string() : std::string(buf);
+  };
   for (const auto& img : ds.images) {
     if (!IsContainedRelativePath(img.file_name)) continue;
-    char buf[PATH_MAX];
-    if (::realpath((dir / img.file_name).c_str(), buf) == nullptr) continue;
-    fs::path real(buf);
-    Folder& f = folders[real.parent_path().string()];
+    const std::string real = real_path(dir / img.file_name);
+    if (real.empty()) continue;
+    Folder& f = folders[fs::path(real).parent_path().string()];
     f.splits.insert(img.split);
-    f.listed.insert(real.string());
+    f.listed.insert(real);
+    all_listed.insert(real);
   }
   std::vector<std::pair<fs::path, std::string>> out;
   for (const auto& [folder, f] : folders) {
@@ -306,7 +316,9 @@ std::vector<std::pair<fs::path, std::string>> UnlistedBeside(const Dataset& ds, 
       std::string ext = path.extension().string();
       std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
       if (ext != ".png" && ext != ".jpg" && ext != ".jpeg") continue;
-      if (!f.listed.count(path.string())) out.emplace_back(path, *f.splits.begin());
+      // A link to a listed image (a stage's pass-through link) is listed.
+      if (f.listed.count(path.string()) || all_listed.count(real_path(path))) continue;
+      out.emplace_back(path, *f.splits.begin());
     }
   }
   return out;
@@ -510,6 +522,13 @@ class ValidateStage : public Stage {
              fmt::format("same bytes as {} in input {}", other_names[k], ctx.inputs()[others[k].first].id));
     }
 
+    // Files in the workdir are named relative to it, so the report does not
+    // depend on where the workdir is; others by their absolute path.
+    const std::string workdir = real_path_of(ctx.dir().parent_path()) + "/";
+    auto shown = [&](const fs::path& p) {
+      const std::string s = p.string();
+      return s.rfind(workdir, 0) == 0 ? s.substr(workdir.size()) : s;
+    };
     int64_t unlisted_copies = 0;
     for (const auto& [u, hash] : unlisted_hashes) {
       auto it = by_hash.find(hash);
@@ -518,7 +537,7 @@ class ValidateStage : public Stage {
       for (size_t i : it->second) {
         if (ds.images[i].split == folder_split) continue;
         ++unlisted_copies;
-        ctx.Problem(unlisted[u].first.string(),
+        ctx.Problem(shown(unlisted[u].first),
                     fmt::format("warning: not in the dataset, but beside its {} images with the bytes of {} image {}; "
                                 "a trainer reading the folder would see a {} image in {}",
                                 folder_split, ds.images[i].split, ds.images[i].file_name, ds.images[i].split,
@@ -598,7 +617,7 @@ Result<std::unique_ptr<Stage>> MakeValidate(const StageDecl& d, uint64_t) {
 void RegisterValidate(Registry* registry) {
   KindSpec spec;
   spec.name = "validate";
-  spec.version = 1;
+  spec.version = 2;  // 2: Roboflow-upload leakage, unlisted copies of other splits
   spec.help =
       "check a dataset (patient leakage, boxes, files, duplicates across splits, categories, ids); fails the stage "
       "when a check in fail_on fails; passes the dataset through as links";
