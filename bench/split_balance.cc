@@ -186,7 +186,8 @@ int main(int argc, char** argv) {
                              "  - {id: ds, kind: given, params: {file: data/ds.json}}\n"
                              "  - {id: pool, kind: given, params: {file: data/pool.json}}\n"
                              "  - {id: split, kind: split, inputs: [ds]}\n"
-                             "  - {id: balance, kind: balance, inputs: [split, pool]}\n",
+                             "  - {id: balance, kind: balance, inputs: [split, pool], "
+                             "params: {priority: [FP, TN], pool_prefix: no_hem_}}\n",
                              false);
   for (const char* id : {"ds", "pool"}) {
     if (int rc = Spawn({argv[0], "--stage", dir.string(), "until", id}); rc != 0) return rc;

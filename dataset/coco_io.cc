@@ -6,6 +6,7 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <cctype>
 
 namespace medpipe {
 
@@ -63,7 +64,7 @@ Status ParseImage(const Value& v, size_t index, Image* img) {
   if (Int(v, "height", &n)) img->height = static_cast<int>(n);
   img->patient_id = Str(v, "patient_id");
   img->source = Str(v, "source");
-  img->split = Str(v, "split");
+  img->split = CanonicalSplit(Str(v, "split"));
   if (auto it = v.FindMember("labels"); it != v.MemberEnd() && it->value.IsArray()) {
     for (const auto& l : it->value.GetArray()) {
       if (l.IsString()) img->labels.emplace_back(l.GetString(), l.GetStringLength());
@@ -249,6 +250,31 @@ std::string SerializeCoco(const Dataset& ds) {
   return out;
 }
 
+namespace {
+bool IsAlnum(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)); });
+}
+}  // namespace
+
+std::string RoboflowStem(std::string_view name) {
+  size_t rf = name.rfind(".rf.");
+  if (rf == std::string_view::npos) return "";
+  std::string_view before = name.substr(0, rf), after = name.substr(rf + 4);
+  size_t us = before.rfind('_'), dot = after.find('.');
+  if (us == std::string_view::npos || us == 0 || dot == std::string_view::npos) return "";
+  if (!IsAlnum(before.substr(us + 1)) || !IsAlnum(after.substr(0, dot)) || !IsAlnum(after.substr(dot + 1))) return "";
+  return std::string(before.substr(0, us));
+}
+
+std::string CanonicalSplit(std::string_view split) {
+  if (split == "val" || split == "validation") return "valid";
+  return std::string(split);
+}
+
+bool IsRoboflowSplit(std::string_view split) {
+  return std::find(std::begin(kSplitNames), std::end(kSplitNames), split) != std::end(kSplitNames);
+}
+
 Result<Dataset> ReadRoboflow(const fs::path& dir) {
   Dataset out;
   bool any = false;
@@ -257,7 +283,7 @@ Result<Dataset> ReadRoboflow(const fs::path& dir) {
     fs::path json = dir / folder / "_annotations.coco.json";
     if (!StatPath(json).exists) continue;
     MEDPIPE_ASSIGN_OR_RETURN(Dataset part, ReadCoco(json));
-    std::string split = folder == "val" ? "valid" : std::string(folder);
+    std::string split = CanonicalSplit(folder);
     if (!any) {
       out.categories = part.categories;
     } else if (part.categories.size() != out.categories.size()) {

@@ -28,4 +28,17 @@ Result<Dataset> ReadRoboflow(const fs::path& dir);
 // The folder names Roboflow uses, in output order.
 inline constexpr std::string_view kSplitNames[] = {"train", "valid", "test"};
 
+// A split name as medpipe spells it: "val" (Ultralytics, many Roboflow
+// exports) and "validation" are "valid"; any other name is returned as is.
+// Every reader of a split name goes through here (ParseCoco does, so stages
+// reading a dataset.json see "valid"), so no image is dropped for the spelling.
+std::string CanonicalSplit(std::string_view split);
+// True for train, valid and test.
+bool IsRoboflowSplit(std::string_view split);
+
+// The upload stem of a Roboflow file name `<stem>_<ext>.rf.<hash>.<ext>`
+// ("163_jpg.rf.7dbc....jpg" -> "163"), or "" for any other name. Roboflow's
+// augmented copies of one upload share it.
+std::string RoboflowStem(std::string_view name);
+
 }  // namespace medpipe

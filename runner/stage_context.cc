@@ -74,6 +74,31 @@ Status ItemOutput::Symlink(const std::string& rel, const fs::path& target) {
   return Status::OK();
 }
 
+Status ItemOutput::Hardlink(const std::string& rel, const fs::path& source) {
+  MEDPIPE_RETURN_IF_ERROR(CheckRel(rel));
+  struct stat src;
+  if (::stat(source.c_str(), &src) != 0 || !S_ISREG(src.st_mode)) {
+    return Status::NotFound(source.string() + ": no such file to link");
+  }
+  MEDPIPE_ASSIGN_OR_RETURN(bool linked, disk_->HardlinkAtomic(dir_ / rel, source));
+  if (!linked) return Copy(rel, source);
+  // The link shares the source's inode, so its content is what the source
+  // holds; the hash covers the source path and the inode's state instead of
+  // rereading the bytes.
+  MEDPIPE_ASSIGN_OR_RETURN(
+      FileRecord rec, RecordOf(dir_, rel,
+                               HashBytes(fmt::format("hardlink:{}\n{}:{}:{}.{}", source.string(), src.st_ino,
+                                                     src.st_size, src.st_mtim.tv_sec, src.st_mtim.tv_nsec))));
+  files_.push_back(std::move(rec));
+  return Status::OK();
+}
+
+Status ItemOutput::Copy(const std::string& rel, const fs::path& source) {
+  Result<std::string> bytes = ReadFile(source);
+  if (!bytes.ok()) return Status::NotFound(bytes.status().message());
+  return WriteFile(rel, *bytes);
+}
+
 StageContext::StageContext(std::string id, uint64_t seed, fs::path dir, std::vector<InputArtifact> inputs, Disk* disk,
                            std::shared_ptr<Progress> progress, const std::atomic<bool>* cancel, LogSink log)
     : id_(std::move(id)),

@@ -32,6 +32,14 @@ class ItemOutput {
   // Makes <stage dir>/<rel> a symlink to `target` (relative targets are
   // relative to the link's folder, as symlink(2) reads them).
   Status Symlink(const std::string& rel, const fs::path& target);
+  // Makes <stage dir>/<rel> a hard link to the file `source` reaches
+  // (symlinks followed), or a copy of its bytes where the filesystem refuses
+  // a hard link (another filesystem, ...). Either way the output stands on
+  // its own: deleting or moving the source's folder does not break it.
+  // A missing or unreadable source is kNotFound/kInvalid, a per-item problem.
+  Status Hardlink(const std::string& rel, const fs::path& source);
+  // Writes a copy of the bytes of the file `source` reaches to <stage dir>/<rel>.
+  Status Copy(const std::string& rel, const fs::path& source);
 
  private:
   friend class StageContext;

@@ -203,6 +203,19 @@ class AnalyzeStage : public Stage {
     ctx.Log(table);
 
     const SplitStats& total = stats.back();
+    // A class with no box anywhere is most often a typo upstream (a merge
+    // target no source maps to): said, not only shown as a row of zeros.
+    for (size_t c = 0; c < ds.categories.size(); ++c) {
+      if (total.boxes_per_class[c] > 0) continue;
+      ctx.Problem("category '" + ds.categories[c].name + "'", "no annotations in any split");
+      ctx.Count("categories_without_annotations");
+    }
+    if (undefined > 0) {
+      ctx.Problem("annotations", fmt::format("{} annotation(s) with a category id the dataset does not define; not "
+                                             "counted in any class",
+                                             undefined));
+      ctx.Count("annotations_with_undefined_category", undefined);
+    }
     ctx.Count("images", total.images);
     ctx.Count("patients", static_cast<int64_t>(total.patients.size()));
     ctx.Count("negatives", total.negatives);

@@ -157,6 +157,10 @@ TEST_F(AnalyzeTest, TableHasSplitColumnsAndCountersFollow) {
   EXPECT_EQ(report["counters"]["negatives"].GetInt(), 6);
   EXPECT_EQ(report["counters"]["images_valid"].GetInt(), 3);
   EXPECT_EQ(report["counters"]["negatives_train"].GetInt(), 1);
+  // SDH has no box at all: a problem, not only a row of zeros.
+  EXPECT_EQ(report["counters"]["categories_without_annotations"].GetInt(), 1);
+  ASSERT_EQ(report["problems"].Size(), 1u);
+  EXPECT_STREQ(report["problems"][0]["item"].GetString(), "category 'SDH'");
 }
 
 TEST_F(AnalyzeTest, SameBytesForOneOrTwoThreads) {

@@ -171,7 +171,7 @@ class AnnotateStage : public Stage {
                                          o_.csv_key, o_.csv_label, Join(table->header, ", ")));
     }
     for (const auto& e : table->errors) {
-      ctx.Problem(o_.labels_csv.filename().string(), e);
+      ctx.Problem(fmt::format("{}:{}", o_.labels_csv.filename().string(), e.line), e.reason + "; row skipped");
       ctx.Count("csv_rows_malformed");
     }
     for (const auto& row : table->rows) (*out)[row.fields[key]] = row.fields[label];

@@ -1,3 +1,5 @@
+#include <rapidjson/document.h>
+
 #include <gtest/gtest.h>
 
 #include "dataset/coco_io.h"
@@ -45,6 +47,43 @@ TEST_F(AnnotateTest, ListsImagesWithSizesPatientsAndLabels) {
   ASSERT_EQ(ds.categories.size(), 1u);
   EXPECT_EQ(ds.categories[0].name, "IPH");
   EXPECT_TRUE(fs::is_symlink(dir_ / "work/ann/images/P0001_001.png"));
+}
+
+// A malformed labels CSV (a stray quote on line 7, short rows on lines 3 and
+// 10) costs those rows only; the problems name file:line in file order.
+TEST_F(AnnotateTest, MalformedCsvRowsCostOneRowEachAndAreListedInFileOrder) {
+  // 12 rows for the 6 images (P0001_00{1,2,3}, P0002_00{1,2,3}) and 6 others.
+  std::string csv = "file,label\n";
+  const std::vector<std::string> rows = {
+      "P0001_001.png,a",  // 2
+      "short",            // 3: one field
+      "P0001_002.png,b",  // 4
+      "x1.png,c",         // 5
+      "x2.png,c",         // 6
+      "x3.png,\"c",       // 7: unterminated quote
+      "P0001_003.png,d",  // 8
+      "P0002_001.png,e",  // 9
+      "a,b,c",            // 10: three fields
+      "P0002_002.png,f",  // 11
+      "P0002_003.png,g",  // 12
+  };
+  for (const auto& r : rows) csv += r + "\n";
+  testing::WriteText(dir_ / "data/bad.csv", csv);
+  auto r = Run("      labels_csv: data/bad.csv\n");
+  ASSERT_EQ(r.summary.exit_code, 0);
+  Dataset ds = Output();
+  ASSERT_EQ(ds.images.size(), 6u);
+  std::vector<std::string> labels;
+  for (const auto& img : ds.images) labels.push_back(img.labels.empty() ? "-" : img.labels[0]);
+  EXPECT_EQ(labels, (std::vector<std::string>{"a", "b", "d", "e", "f", "g"}));
+
+  rapidjson::Document doc;
+  doc.Parse(testing::ReadText(dir_ / "work/ann/report.json").c_str());
+  ASSERT_TRUE(doc.IsObject());
+  EXPECT_EQ(doc["counters"]["csv_rows_malformed"].GetInt(), 3);
+  std::vector<std::string> items;
+  for (const auto& p : doc["problems"].GetArray()) items.push_back(p["item"].GetString());
+  EXPECT_EQ(items, (std::vector<std::string>{"bad.csv:3", "bad.csv:7", "bad.csv:10"}));
 }
 
 TEST_F(AnnotateTest, AttachesBoxesFromACocoFile) {

@@ -1,5 +1,7 @@
 // balance: fill each split to a target share of negatives from a pool of
 // negative images (e.g. the downloaded no-hemorrhage images, labelled FP/TN).
+// Defaults are neutral: no label priority, no file-name prefix; a project
+// names its own (configs/hemorrhage_v4.yaml: priority [FP, TN], no_hem_).
 //
 // Inputs: the split dataset first (every image has `split`), then the pool.
 //
@@ -533,10 +535,12 @@ void RegisterBalance(Registry* registry) {
   spec.max_inputs = 2;
   spec.params = {
       {"target_negative_fraction", ParamType::kFloat, "0.5", false, "share of negatives to reach in every split", {}},
-      {"priority", ParamType::kStringList, "[FP, TN]", false, "pool image labels, most wanted first", {}},
+      {"priority", ParamType::kStringList, "", false,
+       "pool image labels, most wanted first, e.g. [FP, TN]; empty: no preference", {}},
       {"other_labels", ParamType::kString, "last", false,
        "pool images with none of the priority labels: used last, or skipped", {"last", "skip"}},
-      {"pool_prefix", ParamType::kString, "no_hem_", false, "file name prefix of pool images in images/", {}},
+      {"pool_prefix", ParamType::kString, "", false,
+       "file name prefix of pool images in images/, e.g. no_hem_; empty: none", {}},
       {"group_attribute", ParamType::kString, "group", false,
        "image attribute whose equal values must share a split; empty: none", {}},
   };

@@ -137,7 +137,7 @@ TEST_F(BalanceTest, FalsePositivesBeforeTrueNegativesSpreadAcrossSplits) {
   Dataset pool;
   AddPool(&pool, "T", 300, 1, "TN");
   AddPool(&pool, "F", 30, 1, "FP");  // listed after the TNs: order in the pool must not matter
-  ASSERT_EQ(Run(SplitDataset(kSplits), pool).summary.exit_code, 0);
+  ASSERT_EQ(Run(SplitDataset(kSplits), pool, "{priority: [FP, TN]}").summary.exit_code, 0);
   Dataset ds = Output();
   auto fp = PoolBySplit(ds, "FP");
   EXPECT_EQ(fp["train"] + fp["valid"] + fp["test"], 30) << "every FP used before any TN";
@@ -146,7 +146,7 @@ TEST_F(BalanceTest, FalsePositivesBeforeTrueNegativesSpreadAcrossSplits) {
   EXPECT_EQ(Count()["added.train.FP"], fp["train"]);
   // Need smaller than the FPs: only FPs are used.
   Dataset small = SplitDataset({{"train", 10, 0}, {"valid", 5, 0}});
-  ASSERT_EQ(Run(small, pool).summary.exit_code, 0);
+  ASSERT_EQ(Run(small, pool, "{priority: [FP, TN]}").summary.exit_code, 0);
   auto c = Count();
   EXPECT_EQ(c["added.train.FP"], 10);
   EXPECT_EQ(c["added.valid.FP"], 5);
@@ -229,8 +229,25 @@ TEST_F(BalanceTest, PoolNamesArePrefixedLinksAndCollisionFree) {
   fs::path link = dir_ / "work/b/images/D1_2.png";
   ASSERT_TRUE(fs::is_symlink(link));
   EXPECT_EQ(fs::read_symlink(link), fs::path("../../pool/images/D1.png"));
-  ASSERT_EQ(Run(ds, pool).summary.exit_code, 0);
+  ASSERT_EQ(Run(ds, pool, "{pool_prefix: no_hem_}").summary.exit_code, 0);
   EXPECT_EQ(Output().images[2].file_name, "images/no_hem_D1.png");
+}
+
+// The defaults belong to no project: no file-name prefix, no label priority
+// (every pool image ranks alike, counted as "other").
+TEST_F(BalanceTest, DefaultsAreNeutral) {
+  Dataset ds = SplitDataset({{"train", 2, 0}});
+  Dataset pool;
+  Image img;
+  img.id = 1, img.patient_id = "X", img.file_name = "images/E1.png", img.labels = {"FP"}, img.source = "feedback";
+  pool.images.push_back(img);
+  ASSERT_EQ(Run(ds, pool).summary.exit_code, 0);
+  Dataset out = Output();
+  ASSERT_EQ(out.images.size(), 3u);
+  EXPECT_EQ(out.images[2].file_name, "images/E1.png");
+  auto c = Count();
+  EXPECT_EQ(c["added.train.FP"], 0);
+  EXPECT_EQ(c["added.train.other"], 1);
 }
 
 TEST_F(BalanceTest, SameBytesForAnyThreadCountAndSeedDependent) {

@@ -5,7 +5,9 @@
 // A file that does not look like DICOM and has no DICOM extension is counted
 // and skipped; one that does but cannot be read or rendered is a per-item
 // problem with the reason. Attribute filters (slice thickness, modality) read
-// the header only and count each skip by reason. Each frame becomes
+// the header only and count each skip by reason. Every skipped file is also a
+// problem naming it and why, so a run that converts little says which files
+// it left out. Each frame becomes
 // images/<relative path without .dcm>[_f<frame>].png; the dataset lists it
 // with the identifying metadata (pseudonymised patient id when a salt is
 // given) and nothing else of the DICOM header.
@@ -78,10 +80,12 @@ std::string FileStamp(const FileStat& st) { return fmt::format("{}:{}", st.size,
 
 using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 
-void Skipped(JsonWriter& w, const std::string& reason) {
+// A skipped file's payload: the counter and, when known, why in words.
+void Skipped(JsonWriter& w, const std::string& reason, const std::string& detail = "") {
   w.StartObject();
   w.Key("skipped");
   w.String(reason);
+  if (!detail.empty()) w.Key("why"), w.String(detail);
   w.EndObject();
 }
 
@@ -150,7 +154,9 @@ class ConvertStage : public Stage {
         return Status::Corruption(fmt::format("item {}: unreadable payload in the journal", files[i].rel));
       }
       if (doc.HasMember("skipped")) {
-        ctx.Count(doc["skipped"].GetString());
+        const std::string counter = doc["skipped"].GetString();
+        ctx.Count(counter);
+        ctx.Problem(files[i].rel, SkipMessage(counter, doc.HasMember("why") ? doc["why"].GetString() : ""));
         continue;
       }
       ++converted;
@@ -202,7 +208,7 @@ class ConvertStage : public Stage {
     if (HasAttributeFilters(o_.params)) {
       MEDPIPE_ASSIGN_OR_RETURN(DicomMeta m, ReadDicomMeta(f.abs));
       if (std::string reason = FilterReason(o_.params, m); !reason.empty()) {
-        Skipped(w, reason);
+        Skipped(w, reason, FilterDetail(o_.params, m, reason));
         return std::string(buf.GetString());
       }
     }

@@ -2,11 +2,13 @@
 // images (`convert`, `download`): their specs, their parsing into
 // ConvertOptions plus the pseudonymisation salt and the attribute filters,
 // and the filter decision. Names, types, defaults and messages follow the
-// convert stage (stages/convert.cc), so a user learns them once; only the
-// default of filter_slice_thickness differs per stage (download keeps the
-// hemorrhage workflow's 5.0/5.5 mm).
+// convert stage (stages/convert.cc), so a user learns them once. Every
+// default is neutral (no thickness or modality filter): a project's own
+// choices, such as the hemorrhage workflow's 5.0/5.5 mm, are written in its
+// pipeline file.
 #pragma once
 
+#include <fmt/format.h>
 #include <png.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -182,6 +184,43 @@ inline std::string FilterReason(const ConvertParams& o, const DicomMeta& m) {
     return "filtered.slice_thickness";
   }
   return "";
+}
+
+// Why `m` was filtered out, in words, for the problem that names the file:
+// "slice thickness 4 mm is not in filter_slice_thickness [5, 5.5]".
+inline std::string FilterDetail(const ConvertParams& o, const DicomMeta& m, const std::string& reason) {
+  auto list = [](const auto& values) {
+    std::string out;
+    for (const auto& v : values) out += (out.empty() ? "" : ", ") + fmt::format("{}", v);
+    return "[" + out + "]";
+  };
+  if (reason == "filtered.modality") {
+    return fmt::format("modality '{}' is not in filter_modality {}", m.modality, list(o.modalities));
+  }
+  if (reason == "filtered.slice_thickness") {
+    if (!std::isfinite(m.slice_thickness)) {
+      return "no slice thickness in the header; filter_slice_thickness is " + list(o.thickness);
+    }
+    return fmt::format("slice thickness {} mm is not in filter_slice_thickness {}", m.slice_thickness,
+                       list(o.thickness));
+  }
+  return "";
+}
+
+// The problem text of an input skipped for `counter` (skipped.*, filtered.*),
+// with `detail` from FilterDetail when known.
+inline std::string SkipMessage(const std::string& counter, const std::string& detail) {
+  std::string why = detail;
+  if (why.empty()) {
+    if (counter == "skipped.no_pixel_data") {
+      why = "no pixel data (a DICOMDIR, structured report, RT object or waveform): nothing to convert";
+    } else if (counter == "skipped.not_dicom") {
+      why = "not a DICOM file";
+    } else if (counter == "skipped.empty") {
+      why = "nothing to convert";
+    }
+  }
+  return "not converted (" + counter + ")" + (why.empty() ? "" : ": " + why);
 }
 
 }  // namespace medpipe

@@ -463,6 +463,11 @@ TEST(ConvertStage, FolderWithCorruptAndNonDicomFiles) {
   std::string report = ReadText(out / "report.json");
   EXPECT_NE(report.find("JPEG 2000 is not supported"), std::string::npos);
   EXPECT_NE(report.find("truncated.dcm"), std::string::npos);
+  // Skipped files are named with their reason, not only counted.
+  EXPECT_NE(report.find("\"item\": \"plan.dcm\",\n      \"reason\": \"not converted (skipped.no_pixel_data): no pixel data"),
+            std::string::npos) << report;
+  EXPECT_NE(report.find("\"item\": \"notes.txt\",\n      \"reason\": \"not converted (skipped.not_dicom): not a DICOM file"),
+            std::string::npos) << report;
 
   Result<Dataset> ds = ReadCoco(out / "dataset.json");
   ASSERT_TRUE(ds.ok());
@@ -550,6 +555,13 @@ TEST(ConvertStage, SliceThicknessAndModalityFilters) {
   EXPECT_EQ(c["converted"], 12);
   EXPECT_EQ(c["filtered.modality"], 1);
   EXPECT_EQ(c["filtered.slice_thickness"], 6);
+  std::string report = ReadText(dir / "work/conv/report.json");
+  EXPECT_NE(report.find("mr.dcm\",\n      \"reason\": \"not converted (filtered.modality): modality 'MR' is not in "
+                        "filter_modality [CT]"),
+            std::string::npos) << report;
+  EXPECT_NE(report.find("not converted (filtered.slice_thickness): slice thickness 1.25 mm is not in "
+                        "filter_slice_thickness [5, 5.5]"),
+            std::string::npos) << report;
   Result<Dataset> filtered = ReadCoco(dir / "work/conv/dataset.json");
   ASSERT_TRUE(filtered.ok());
   for (const auto& img : filtered->images) {

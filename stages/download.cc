@@ -201,7 +201,7 @@ class DownloadStage : public Stage {
     for (const auto& c : o_.attribute_columns) MEDPIPE_RETURN_IF_ERROR(column(c).status());
     const int key_col = table.Column(o_.skip_key);
     for (const auto& e : table.errors) {
-      ctx.Problem(o_.csv.filename().string(), e);
+      ctx.Problem(fmt::format("{}:{}", o_.csv.filename().string(), e.line), e.reason + "; row skipped");
       ctx.Count("csv_rows_malformed");
     }
 
@@ -318,6 +318,7 @@ class DownloadStage : public Stage {
       DicomMeta meta;
       std::vector<EncodedFrame> frames;
       std::string skipped;
+      std::string why;  // the skip in words, when known
     };
     std::vector<Converted> conv(r.files.size());
     size_t outputs = 0;
@@ -328,6 +329,7 @@ class DownloadStage : public Stage {
         if (!m.ok()) return Status::Invalid("not_dicom: " + m.status().message());
         if (std::string why = FilterReason(o_.conv, *m); !why.empty()) {
           conv[k].skipped = why;
+          conv[k].why = FilterDetail(o_.conv, *m, why);
           continue;
         }
       }
@@ -348,6 +350,7 @@ class DownloadStage : public Stage {
       w.StartObject();
       if (!conv[k].skipped.empty()) {
         w.Key("skipped"), w.String(conv[k].skipped);
+        if (!conv[k].why.empty()) w.Key("why"), w.String(conv[k].why);
         w.EndObject();
         continue;
       }
@@ -392,11 +395,14 @@ class DownloadStage : public Stage {
       if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("parts")) {
         return Status::Corruption(fmt::format("item {}: unreadable payload in the journal", c.key));
       }
-      std::string first_skip;
+      std::string first_skip, first_why;
       bool any_image = false;
       for (const auto& part : doc["parts"].GetArray()) {
         if (part.HasMember("skipped")) {
-          if (first_skip.empty()) first_skip = part["skipped"].GetString();
+          if (first_skip.empty()) {
+            first_skip = part["skipped"].GetString();
+            if (part.HasMember("why")) first_why = part["why"].GetString();
+          }
           continue;
         }
         for (const auto& fr : part["frames"].GetArray()) {
@@ -427,7 +433,9 @@ class DownloadStage : public Stage {
       if (any_image) {
         ++downloaded;
       } else {
-        counts[first_skip.empty() ? "skipped.empty" : first_skip]++;
+        const std::string counter = first_skip.empty() ? "skipped.empty" : first_skip;
+        counts[counter]++;
+        ctx.Problem(c.key, SkipMessage(counter, first_why));
       }
     }
     for (const auto& [name, n] : counts) ctx.Count(name, n);
@@ -518,7 +526,7 @@ void RegisterDownload(Registry* registry) {
       {"fetch_only", ParamType::kBool, "false", false, "keep the DICOM files (dicom/<name>.dcm), convert nothing", {}},
       {"source", ParamType::kString, "", false, "source tag for every image (default: the stage id)", {}},
   };
-  for (auto& s : ConvertParamSpecs("[\"5.0\", \"5.5\"]")) spec.params.push_back(std::move(s));
+  for (auto& s : ConvertParamSpecs("")) spec.params.push_back(std::move(s));
   registry->Add(StageKind{std::move(spec), MakeDownload});
 }
 

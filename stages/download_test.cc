@@ -87,12 +87,12 @@ TEST_F(DownloadTest, DownloadConvertsCountsAndRecordsFailures) {
   csv += base_ + "/fault/500/1/s1.dcm,TN,P2,u2,B\n";  // 500 once, then fine
   csv += base_ + "/fault/404/0/s2.dcm,TN,P3,u3,B\n";
   csv += base_ + "/fault/short/0/s3.dcm,TN,P4,u4,B\n";
-  csv += base_ + "/files/ge01.dcm,TN,P5,u5,B\n";  // 4.0 mm: filtered by the default thickness filter
+  csv += base_ + "/files/ge01.dcm,TN,P5,u5,B\n";  // 4.0 mm: filtered by the 5.0/5.5 thickness filter
   csv += base_ + "/files/ct.dcm?X-Amz-Signature=abcdef123456,TN,P6,u6,B\n";
   csv += "bad,row\n";
   auto r = RunYaml(BuiltinRegistry(), dir_.path(),
                    Yaml(csv, "      id_columns: [patient_id, sop_uid]\n      attribute_columns: [site]\n      retries: 2\n"
-                             "      window: brain\n"));
+                             "      window: brain\n      filter_slice_thickness: [\"5.0\", \"5.5\"]\n"));
   ASSERT_EQ(r.summary.exit_code, 0) << r.Of("dl").reason;
   const fs::path out = dir_ / "work/dl";
   Report rep = ReadReport(out);
@@ -109,13 +109,17 @@ TEST_F(DownloadTest, DownloadConvertsCountsAndRecordsFailures) {
   EXPECT_EQ(req["/fault/500/1/s1.dcm"], 2) << "retry a 5xx";
   EXPECT_EQ(req["/fault/short/0/s3.dcm"], 3) << "a short body is retried, then fails";
 
-  bool saw_404 = false, saw_line = false;
+  bool saw_404 = false, saw_line = false, saw_filtered = false;
   for (const auto& [item, reason] : rep.problems) {
     if (item == base_ + "/fault/404/0/s2.dcm") saw_404 = reason.find("HTTP 404") != std::string::npos;
-    if (item.find("list.csv") != std::string::npos && reason.find(":8:") != std::string::npos) saw_line = true;
+    if (item == "list.csv:8") saw_line = reason.find("expected 5 fields, found 2") != std::string::npos;
+    if (item == base_ + "/files/ge01.dcm") {
+      saw_filtered = reason.find("slice thickness 4 mm is not in filter_slice_thickness [5, 5.5]") != std::string::npos;
+    }
   }
   EXPECT_TRUE(saw_404) << rep.text;
   EXPECT_TRUE(saw_line) << "a malformed row names its line: " << rep.text;
+  EXPECT_TRUE(saw_filtered) << "a filtered object is named with its reason: " << rep.text;
 
   auto ds = ReadCoco(out / "dataset.json");
   ASSERT_TRUE(ds.ok());
@@ -132,6 +136,20 @@ TEST_F(DownloadTest, DownloadConvertsCountsAndRecordsFailures) {
   EXPECT_EQ(std::get<double>(first.attributes.at("slice_thickness")), 5.0);
   EXPECT_EQ(AttrToString(ds->images[2].attributes.at("url")), base_ + "/files/ct.dcm") << "query stripped";
   EXPECT_FALSE(fs::exists(out / ".download-tmp")) << "temp bodies are cleaned up";
+}
+
+// The default filters nothing: real 4 mm slices are kept (the hemorrhage
+// workflow's 5.0/5.5 mm is written in its own pipeline file).
+TEST_F(DownloadTest, DefaultKeepsEverySliceThickness) {
+  StartServer();
+  std::string csv = "image_url,label,patient_id\n";
+  csv += base_ + "/files/ge01.dcm,TN,P5\n";  // 4.0 mm
+  auto r = RunYaml(BuiltinRegistry(), dir_.path(), Yaml(csv, ""));
+  ASSERT_EQ(r.summary.exit_code, 0) << r.Of("dl").reason;
+  Report rep = ReadReport(dir_ / "work/dl");
+  EXPECT_EQ(rep.counters["downloaded"], 1);
+  EXPECT_EQ(rep.counters["filtered.slice_thickness"], 0);
+  EXPECT_EQ(rep.counters["images"], 1);
 }
 
 TEST_F(DownloadTest, DownloadPriorityQuotaAndGrowingQuotaFetchesOnlyNewItems) {

@@ -1,13 +1,14 @@
 // export: a dataset in the forms trainers and people read.
 //
 //   roboflow  <stage dir>/{train,valid,test}/_annotations.coco.json beside the
-//             images (relative symlinks to the input's files), only the splits
+//             images (materialised, see below), only the splits
 //             present; per split, ids renumbered from 1 and file_name the
 //             basename in the split folder; categories as in the input. Two
 //             images of one split with the same basename are a collision: the
 //             first (in dataset order) is kept, the next is a per-item problem.
-//             Images whose split is not train, valid or test are per-item
-//             problems; a dataset with no such split at all fails the stage.
+//             A split named `val` or `validation` is read as valid. Images
+//             whose split is none of these are per-item problems; a dataset
+//             with no such split at all fails the stage.
 //   csv       dataset.csv, one row per exported image (RFC 4180 quoting, '\n'
 //             line ends): split, file, patient_id, source, classes (distinct
 //             category names of its boxes, ';'-joined in category order),
@@ -15,9 +16,15 @@
 //             (';'-joined).
 //
 // dataset.json names the exported files (train/x.png with roboflow, else the
-// input's file names), all linked into the stage folder, so a stage may read
+// input's file names), all present in the stage folder, so a stage may read
 // the export (e.g. filter it to 4 classes). Name the stage `6class_coco` to get
 // the seed's `<workdir>/6class_coco/train/_annotations.coco.json`.
+//
+// An export is what users hand on, so its images are materialised
+// (`materialize`): hard links to the files the input's links reach (copies
+// where the filesystem refuses a hard link), or copies; the folder then
+// survives `cp -r`, tar and a clean of any upstream stage. `symlink` keeps
+// the intermediate stages' relative links, on request only.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -39,6 +46,7 @@ constexpr const char* kAnnotationsFile = "_annotations.coco.json";
 struct ExportOptions {
   bool roboflow = false;
   bool csv = false;
+  LinkMode materialize = LinkMode::kHardlink;
 };
 
 // RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled.
@@ -137,7 +145,7 @@ class ExportStage : public Stage {
         std::set<std::string> taken = {kAnnotationsFile};
         for (size_t i = 0; i < in.images.size(); ++i) {
           const Image& img = in.images[i];
-          if (img.split != split || !safe(img)) continue;
+          if (CanonicalSplit(img.split) != split || !safe(img)) continue;
           std::string base = fs::path(img.file_name).filename().string();
           if (!taken.insert(base).second) {
             ctx.Problem(img.file_name, fmt::format("{}/{} is already taken by another image; image not exported",
@@ -149,7 +157,7 @@ class ExportStage : public Stage {
         }
       }
       for (const auto& img : in.images) {
-        if (std::find(std::begin(kSplitNames), std::end(kSplitNames), img.split) != std::end(kSplitNames)) continue;
+        if (IsRoboflowSplit(CanonicalSplit(img.split))) continue;
         ctx.Problem(img.file_name, img.split.empty() ? "no split; image not exported"
                                                      : "split '" + img.split + "' is not train, valid or test; "
                                                                                 "image not exported");
@@ -165,7 +173,7 @@ class ExportStage : public Stage {
         if (safe(in.images[i])) take(i, in.images[i].file_name);
       }
     }
-    MEDPIPE_ASSIGN_OR_RETURN(std::vector<bool> linked, LinkImages(ctx, links));
+    MEDPIPE_ASSIGN_OR_RETURN(std::vector<bool> linked, LinkImages(ctx, links, o_.materialize));
 
     // dataset.json: the exported images, renumbered in output order.
     Dataset out;
@@ -177,6 +185,7 @@ class ExportStage : public Stage {
       const int64_t old_id = img.id;
       img.id = static_cast<int64_t>(out.images.size()) + 1;
       img.file_name = links[k].out_rel;
+      img.split = CanonicalSplit(img.split);
       if (auto it = by_image.find(old_id); it != by_image.end()) {
         for (size_t a : it->second) {
           Annotation copy = in.annotations[a];
@@ -222,6 +231,10 @@ Result<std::unique_ptr<Stage>> MakeExport(const StageDecl& d, uint64_t) {
     if (on) return p.Error("formats", "format '" + f + "' is listed twice");
     on = true;
   }
+  const std::string materialize = p.GetString("materialize");
+  o.materialize = materialize == "copy"      ? LinkMode::kCopy
+                  : materialize == "symlink" ? LinkMode::kSymlink
+                                             : LinkMode::kHardlink;
   return std::unique_ptr<Stage>(new ExportStage(o));
 }
 
@@ -230,15 +243,20 @@ Result<std::unique_ptr<Stage>> MakeExport(const StageDecl& d, uint64_t) {
 void RegisterExport(Registry* registry) {
   KindSpec spec;
   spec.name = "export";
-  spec.version = 1;
+  spec.version = 2;  // 2: images materialised (hard links) by default, `val` read as valid
   spec.help =
-      "write a dataset as Roboflow split folders (train/valid/test/_annotations.coco.json beside linked images) "
+      "write a dataset as Roboflow split folders (train/valid/test/_annotations.coco.json beside the images, hard "
+      "links or copies) "
       "and/or dataset.csv, one row per image";
   spec.min_inputs = 1;
   spec.max_inputs = 1;
   spec.params = {
       {"formats", ParamType::kStringList, "[roboflow, csv]", false,
        "what to write: roboflow (split folders with COCO files) and/or csv (dataset.csv)", {}},
+      {"materialize", ParamType::kString, "hardlink", false,
+       "how images are put in the export: hardlink (a copy where the filesystem refuses), copy, or symlink (links "
+       "into the upstream stages: the export breaks when they are cleaned or it is copied)",
+       {"hardlink", "copy", "symlink"}},
   };
   registry->Add(StageKind{std::move(spec), MakeExport});
 }

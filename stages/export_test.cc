@@ -104,10 +104,10 @@ TEST_F(ExportTest, RoboflowLayoutReadsBackAsTheInput) {
   EXPECT_EQ(valid->annotations[0].id, 1);
   EXPECT_EQ(valid->annotations[0].image_id, 1);
 
-  // Images are relative links reaching the original files.
+  // Images are hard links to the original files (one filesystem here).
   fs::path link = out / "train/P0001_001.png";
-  ASSERT_TRUE(fs::is_symlink(link));
-  EXPECT_TRUE(fs::read_symlink(link).is_relative());
+  ASSERT_FALSE(fs::is_symlink(link));
+  ASSERT_TRUE(fs::is_regular_file(link));
   struct stat a, b;
   ASSERT_EQ(::stat(link.c_str(), &a), 0);
   ASSERT_EQ(::stat((dir_ / "data/images/P0001_001.png").c_str(), &b), 0);
@@ -161,7 +161,7 @@ TEST_F(ExportTest, CsvAloneKeepsTheInputNamesAndEveryImage) {
   ASSERT_EQ(t.rows.size(), 7u);
   EXPECT_EQ(t.rows[3].fields[1], "sub/P0001_002.png");
   EXPECT_EQ(t.rows[6].fields[0], "");
-  EXPECT_TRUE(fs::is_symlink(dir_ / "work/x/sub/P0001_002.png"));
+  EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(dir_ / "work/x/sub/P0001_002.png")));
 }
 
 TEST_F(ExportTest, RoboflowAloneWritesNoCsv) {
@@ -189,6 +189,145 @@ TEST_F(ExportTest, SameBytesForOneOrTwoThreads) {
   }
   EXPECT_EQ(snaps[0], snaps[1]);
   EXPECT_TRUE(snaps[0].count("train/_annotations.coco.json"));
+}
+
+// Every file_name of every split's COCO file under `root` is a regular file
+// (not a link), read back as the bytes in `expected` (by basename).
+void ExpectSelfContained(const fs::path& root, const std::map<std::string, std::string>& expected) {
+  size_t checked = 0;
+  for (std::string_view split : kSplitNames) {
+    const fs::path json = root / std::string(split) / "_annotations.coco.json";
+    if (!fs::exists(json)) continue;
+    Result<Dataset> part = ReadCoco(json);
+    ASSERT_TRUE(part.ok()) << part.status().ToString();
+    for (const auto& img : part->images) {
+      const fs::path file = root / std::string(split) / img.file_name;
+      EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(file))) << file;
+      auto it = expected.find(img.file_name);
+      if (it != expected.end()) {
+        EXPECT_EQ(testing::ReadText(file), it->second) << file;
+      }
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 0u);
+}
+
+TEST_F(ExportTest, CopiedExportStandsAloneWhenTheWorkdirIsGone) {
+  std::map<std::string, std::string> bytes;
+  for (const auto& e : fs::directory_iterator(dir_ / "data/images")) {
+    bytes[e.path().filename().string()] = testing::ReadText(e.path());
+  }
+  ASSERT_EQ(Run().summary.exit_code, 0);
+  const fs::path copy = dir_ / "delivered";
+  auto cp = testing::RunProcess({"/bin/cp", "-r", (dir_ / "work/x").string(), copy.string()});
+  ASSERT_EQ(cp.exit_code, 0) << cp.err;
+  fs::remove_all(dir_ / "work");
+  fs::remove_all(dir_ / "data");
+  ExpectSelfContained(copy, bytes);
+}
+
+TEST_F(ExportTest, CopyModeWritesIndependentFiles) {
+  ASSERT_EQ(Run("{materialize: copy}").summary.exit_code, 0);
+  struct stat a, b;
+  ASSERT_EQ(::lstat((dir_ / "work/x/train/P0001_001.png").c_str(), &a), 0);
+  ASSERT_EQ(::stat((dir_ / "data/images/P0001_001.png").c_str(), &b), 0);
+  EXPECT_TRUE(S_ISREG(a.st_mode));
+  EXPECT_NE(a.st_ino, b.st_ino);
+  EXPECT_EQ(testing::ReadText(dir_ / "work/x/train/P0001_001.png"), testing::ReadText(dir_ / "data/images/P0001_001.png"));
+}
+
+TEST_F(ExportTest, SymlinkModeKeepsRelativeLinks) {
+  ASSERT_EQ(Run("{materialize: symlink}").summary.exit_code, 0);
+  fs::path link = dir_ / "work/x/train/P0001_001.png";
+  ASSERT_TRUE(fs::is_symlink(link));
+  EXPECT_TRUE(fs::read_symlink(link).is_relative());
+}
+
+// A filesystem that refuses hard links (as across filesystems): the export
+// falls back to copies, and says nothing is wrong.
+class NoHardlinkDisk : public Disk {
+ public:
+  Result<bool> HardlinkAtomic(const fs::path&, const fs::path&) override { return false; }
+};
+
+TEST_F(ExportTest, HardlinkFallsBackToCopiesWhereTheFilesystemRefuses) {
+  NoHardlinkDisk disk;
+  RunOptions o;
+  o.disk = &disk;
+  auto r = Run("{}", "x", o);
+  ASSERT_EQ(r.summary.exit_code, 0) << r.Of("x").reason;
+  struct stat a, b;
+  ASSERT_EQ(::lstat((dir_ / "work/x/valid/P0002_001.png").c_str(), &a), 0);
+  ASSERT_EQ(::stat((dir_ / "data/images/P0002_001.png").c_str(), &b), 0);
+  EXPECT_TRUE(S_ISREG(a.st_mode));
+  EXPECT_NE(a.st_ino, b.st_ino);
+  EXPECT_EQ(testing::ReadText(dir_ / "work/x/valid/P0002_001.png"), testing::ReadText(dir_ / "data/images/P0002_001.png"));
+}
+
+// An upstream file rewritten (a new inode, as every stage writes) is
+// re-materialised on the next run; a hard link would otherwise keep the old bytes.
+TEST_F(ExportTest, RewrittenSourceIsExportedAgain) {
+  ASSERT_EQ(Run().summary.exit_code, 0);
+  const fs::path src = dir_ / "data/images/P0003_001.png";
+  const std::string other = testing::ReadText(dir_ / "data/images/P0001_002.png");
+  fs::remove(src);
+  testing::WriteText(src, other);
+  RunOptions o;
+  o.force = {"d"};  // the upstream stage reruns, as one does after its input changed
+  auto r = Run("{}", "x", o);
+  ASSERT_EQ(r.summary.exit_code, 0);
+  EXPECT_EQ(r.Of("x").state, StageOutcome::State::kRan);
+  EXPECT_EQ(testing::ReadText(dir_ / "work/x/test/P0003_001.png"), other);
+}
+
+// Ultralytics and some Roboflow exports name the validation split `val`: it
+// is exported as valid, not dropped.
+TEST_F(ExportTest, ValSplitIsExportedAsValid) {
+  for (auto& img : in_.images) {
+    if (img.split == "valid") img.split = "val";
+  }
+  auto r = Run();
+  ASSERT_EQ(r.summary.exit_code, 0) << r.Of("x").reason;
+  Result<Dataset> valid = ReadCoco(dir_ / "work/x/valid/_annotations.coco.json");
+  ASSERT_TRUE(valid.ok()) << valid.status().ToString();
+  ASSERT_EQ(valid->images.size(), 1u);
+  EXPECT_EQ(valid->images[0].file_name, "P0002_001.png");
+  EXPECT_EQ(valid->annotations.size(), 1u);
+  rapidjson::Document doc;
+  doc.Parse(testing::ReadText(dir_ / "work/x/report.json").c_str());
+  EXPECT_EQ(doc["counters"]["images_without_split"].GetInt(), 1);  // only the one with no split at all
+  EXPECT_EQ(doc["counters"]["images_valid"].GetInt(), 1);
+}
+
+// The real wrist X-ray export through merge, split and export; the export,
+// copied with cp -r and with the workdir gone, still passes the COCO checks.
+TEST(ExportPublicTest, WristExportCopiedElsewherePassesCocoChecks) {
+  TempDir dir;
+  const fs::path wrist = fs::path(MEDPIPE_PUBLIC_DATA) / "coco_roboflow_wrist_xray";
+  auto r = testing::RunYaml(
+      BuiltinRegistry(), dir.path(),
+      "workdir: work\nstages:\n"
+      "  - id: m\n    kind: merge\n    params:\n"
+      "      sources: [{path: '" + wrist.string() + "', prefix: wr_, source: wrist}]\n"
+      "      categories: [Radius, Scaphoid, Ulna]\n"
+      "  - id: s\n    kind: split\n    inputs: m\n"
+      "  - id: e\n    kind: export\n    inputs: s\n");
+  ASSERT_EQ(r.summary.exit_code, 0) << r.Of("e").reason;
+  std::map<std::string, std::string> bytes;
+  for (const char* split : {"train", "valid", "test"}) {
+    for (const auto& f : fs::directory_iterator(wrist / split)) {
+      bytes["wr_" + f.path().filename().string()] = testing::ReadText(f.path());
+    }
+  }
+  const fs::path copy = dir / "delivered";
+  auto cp = testing::RunProcess({"/bin/cp", "-r", (dir / "work/e").string(), copy.string()});
+  ASSERT_EQ(cp.exit_code, 0) << cp.err;
+  fs::remove_all(dir / "work");
+  ExpectSelfContained(copy, bytes);
+  Result<Dataset> back = ReadRoboflow(copy);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->images.size(), 90u);
 }
 
 TEST(ExportParamsTest, BadFormatsAreConfigErrors) {

@@ -60,8 +60,13 @@ class FilterStage : public Stage {
         if (o_.drop_emptied) continue;
       }
       if (!IsContainedRelativePath(img.file_name)) {
-        ctx.Problem(img.file_name, "file_name leaves the dataset folder; image skipped");
+        // The image's kept annotations go with it: counted, not lost quietly.
+        ctx.Problem(img.file_name, after == 0 ? std::string("file_name leaves the dataset folder; image skipped")
+                                              : fmt::format("file_name leaves the dataset folder; image skipped with "
+                                                            "its {} annotation(s)",
+                                                            after));
         ctx.Count("unsafe_file_names");
+        if (after > 0) ctx.Count("annotations_dropped", static_cast<int64_t>(after));
         continue;
       }
       kept.push_back(&img);
@@ -73,7 +78,15 @@ class FilterStage : public Stage {
     MEDPIPE_ASSIGN_OR_RETURN(std::vector<bool> linked, LinkImages(ctx, links));
 
     for (size_t i = 0; i < kept.size(); ++i) {
-      if (!linked[i]) continue;
+      if (!linked[i]) {
+        auto it = by_image.find(kept[i]->id);
+        size_t n = 0;
+        if (it != by_image.end()) {
+          for (size_t k : it->second) n += cat_map.count(in.annotations[k].category_id);
+        }
+        if (n > 0) ctx.Count("annotations_dropped", static_cast<int64_t>(n));
+        continue;
+      }
       Image img = *kept[i];
       int64_t old_id = img.id;
       img.id = static_cast<int64_t>(out.images.size()) + 1;

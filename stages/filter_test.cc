@@ -111,5 +111,37 @@ TEST_F(FilterTest, ParamErrorsAreConfigErrors) {
   EXPECT_THROW(Run("{categories: [IPH], emptied_images: maybe}"), std::runtime_error);
 }
 
+// An image refused for an unsafe file_name takes its kept boxes with it:
+// they are counted and named, not lost quietly.
+TEST(FilterUnsafeTest, RefusedImageCountsItsAnnotationsAsDropped) {
+  TempDir dir;
+  Dataset ds;
+  ds.categories = {{1, "IPH", "h"}};
+  for (const char* name : {"images/ok.png", "../outside.png"}) {
+    Image img;
+    img.id = static_cast<int64_t>(ds.images.size()) + 1;
+    img.file_name = name;
+    img.width = img.height = 64;
+    ds.images.push_back(img);
+    for (int k = 0; k < 2; ++k) {
+      Annotation a;
+      a.id = static_cast<int64_t>(ds.annotations.size()) + 1;
+      a.image_id = img.id, a.category_id = 1;
+      a.bbox[0] = a.bbox[1] = 1, a.bbox[2] = a.bbox[3] = 4;
+      ds.annotations.push_back(a);
+    }
+  }
+  testing::WriteText(dir / "data/ds.json", SerializeCoco(ds));
+  testing::WriteText(dir / "data/images/ok.png", "x");
+  auto r = testing::RunYaml(testing::TestKinds(), dir.path(),
+                            "workdir: work\nstages:\n"
+                            "  - {id: d, kind: emit, params: {coco: data/ds.json}}\n"
+                            "  - {id: f, kind: filter, inputs: d, params: {categories: [IPH]}}\n");
+  ASSERT_EQ(r.summary.exit_code, 0) << r.Of("f").reason;
+  std::string report = testing::ReadText(dir / "work/f/report.json");
+  EXPECT_NE(report.find("\"annotations_dropped\": 2"), std::string::npos) << report;
+  EXPECT_NE(report.find("image skipped with its 2 annotation(s)"), std::string::npos) << report;
+}
+
 }  // namespace
 }  // namespace medpipe

@@ -2,8 +2,10 @@
 // but not pixels (filter, merge, split, balance, export).
 //
 // Every stage's dataset.json names files relative to its own folder, and
-// every file it names is present there; a stage that does not touch pixels
-// makes those files relative symlinks to its input's, never copies.
+// every file it names is present there. Intermediate stages make those files
+// relative symlinks to their input's, never copies; a stage whose folder is a
+// deliverable (export) materialises them instead, as hard links or copies, so
+// the folder stands on its own when copied or when upstream stages are cleaned.
 #pragma once
 
 #include <string>
@@ -18,9 +20,17 @@ struct LinkSpec {
   fs::path target;      // absolute path of the file to link to
 };
 
-// Makes every link through ctx.RunItems (so a killed stage resumes), each a
-// relative symlink. Returns per link whether it was made; a link whose
-// out_rel would leave the stage folder is a per-item problem.
-Result<std::vector<bool>> LinkImages(StageContext& ctx, const std::vector<LinkSpec>& links);
+enum class LinkMode {
+  kSymlink,   // a relative symlink to the target
+  kHardlink,  // a hard link to the file the target reaches, a copy where the filesystem refuses
+  kCopy,      // a copy of the bytes
+};
+
+// Makes every link through ctx.RunItems (so a killed stage resumes). Returns
+// per link whether it was made; a link whose out_rel would leave the stage
+// folder, or (hard link, copy) whose target is missing, is a per-item problem.
+// A hard link or copy is redone when the file its target reaches changes.
+Result<std::vector<bool>> LinkImages(StageContext& ctx, const std::vector<LinkSpec>& links,
+                                     LinkMode mode = LinkMode::kSymlink);
 
 }  // namespace medpipe

@@ -12,13 +12,19 @@
 //
 // Per-image problems (an unsafe file_name, an output-name collision, an
 // unreadable file, a duplicate) are recorded and counted and the image is
-// dropped; the stage goes on. Unmapped categories fail the stage unless
-// `unmapped: drop`.
+// dropped, its annotations counted in annotations_dropped; the stage goes on.
+// Unmapped categories fail the stage unless `unmapped: drop`, when each is a
+// problem naming its annotation count and the closest target name; a target
+// category no source maps to is a problem naming the closest source name (a
+// typo in `categories` would otherwise drop a class silently). Image files in
+// a Roboflow split folder that its JSON does not list are not merged, and
+// their number is a problem.
 #include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cctype>
+#include <functional>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -78,20 +84,37 @@ bool IsRoboflowParent(const Category& c, const std::vector<Category>& all) {
   return true;
 }
 
-bool IsAlnum(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)); });
+bool IsImageFile(const std::string& name) {
+  std::string ext = fs::path(name).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  for (const char* e : {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}) {
+    if (ext == e) return true;
+  }
+  return false;
 }
 
-// The upload stem of a Roboflow file name `<stem>_<ext>.rf.<hash>.<ext>`
-// ("163_jpg.rf.7dbc....jpg" -> "163"), or "" for any other name.
-std::string RoboflowStem(std::string_view name) {
-  size_t rf = name.rfind(".rf.");
-  if (rf == std::string_view::npos) return "";
-  std::string_view before = name.substr(0, rf), after = name.substr(rf + 4);
-  size_t us = before.rfind('_'), dot = after.find('.');
-  if (us == std::string_view::npos || us == 0 || dot == std::string_view::npos) return "";
-  if (!IsAlnum(before.substr(us + 1)) || !IsAlnum(after.substr(0, dot)) || !IsAlnum(after.substr(dot + 1))) return "";
-  return std::string(before.substr(0, us));
+// Image files in each split folder of a Roboflow export that the folder's
+// JSON does not list: a problem each folder, counted in unlisted_images.
+Status ReportUnlisted(StageContext& ctx, const std::string& label, const fs::path& root, const Dataset& ds) {
+  std::set<std::string> listed;
+  for (const auto& img : ds.images) listed.insert(img.file_name);
+  for (const char* folder : {"train", "valid", "val", "test"}) {
+    if (!StatPath(root / folder / "_annotations.coco.json").exists) continue;
+    MEDPIPE_ASSIGN_OR_RETURN(std::vector<ListedFile> files, ListFiles(root / folder, /*recursive=*/false));
+    std::vector<std::string> unlisted;
+    for (const auto& f : files) {
+      if (IsImageFile(f.rel) && !listed.count(std::string(folder) + "/" + f.rel)) unlisted.push_back(f.rel);
+    }
+    if (unlisted.empty()) continue;
+    ctx.Count("unlisted_images", static_cast<int64_t>(unlisted.size()));
+    const size_t shown = std::min<size_t>(unlisted.size(), 3);
+    ctx.Problem(fmt::format("{}:{}/", label, folder),
+                fmt::format("{} image file(s) in the folder are not in its _annotations.coco.json, so not merged "
+                            "(e.g. {}{})",
+                            unlisted.size(), Join(std::vector<std::string>(unlisted.begin(), unlisted.begin() + shown), ", "),
+                            unlisted.size() > shown ? ", ..." : ""));
+  }
+  return Status::OK();
 }
 
 // A dataset ready to merge: where it came from and how to rename it.
@@ -143,7 +166,18 @@ class MergeStage : public Stage {
     for (const char* c : {"duplicates", "annotations_dropped", "categories_remapped"}) ctx.Count(c, 0);
     for (const auto& s : srcs) ctx.Count("images." + s.label, 0);
     MEDPIPE_RETURN_IF_ERROR(PlanCategories(ctx, srcs));
-    std::vector<Candidate> cands = Candidates(ctx, srcs);
+    std::vector<std::unordered_map<int64_t, int64_t>> boxes(srcs.size());  // per source: image id -> annotations
+    for (size_t si = 0; si < srcs.size(); ++si) {
+      for (const auto& a : srcs[si].ds.annotations) ++boxes[si][a.image_id];
+    }
+    // An image left out takes its annotations with it: counted, and named in its problem.
+    auto dropped_with = [&](size_t src, int64_t image_id) -> std::string {
+      auto it = boxes[src].find(image_id);
+      if (it == boxes[src].end() || it->second == 0) return "";
+      ctx.Count("annotations_dropped", it->second);
+      return fmt::format(" with its {} annotation(s)", it->second);
+    };
+    std::vector<Candidate> cands = Candidates(ctx, srcs, dropped_with);
 
     // Content hashes, journaled so a resumed run does not reread every file.
     std::vector<ItemTask> tasks;
@@ -167,14 +201,18 @@ class MergeStage : public Stage {
     std::vector<const Candidate*> kept;
     std::unordered_map<std::string, const Candidate*> first;
     for (size_t i = 0; i < cands.size(); ++i) {
+      const int64_t image_id = srcs[cands[i].src].ds.images[cands[i].img].id;
       if (!hashes[i].ok) {
         ctx.Count("unreadable");
+        std::string with = dropped_with(cands[i].src, image_id);
+        if (!with.empty()) ctx.Problem(cands[i].name, "unreadable, so dropped" + with);
         continue;
       }
       auto [it, inserted] = first.emplace(hashes[i].payload, &cands[i]);
       if (!inserted) {
-        ctx.Problem(cands[i].name, fmt::format("duplicate of {} (identical file content); kept {} only",
-                                               it->second->name, it->second->out_rel));
+        ctx.Problem(cands[i].name, fmt::format("duplicate of {} (identical file content); kept {} only; dropped{}",
+                                               it->second->name, it->second->out_rel,
+                                               dropped_with(cands[i].src, image_id)));
         ctx.Count("duplicates");
         continue;
       }
@@ -193,7 +231,11 @@ class MergeStage : public Stage {
     std::vector<std::unordered_map<int64_t, std::vector<size_t>>> by_image;
     for (const auto& s : srcs) by_image.push_back(s.ds.AnnotationsByImage());
     for (size_t i = 0; i < kept.size(); ++i) {
-      if (!linked[i]) continue;
+      if (!linked[i]) {
+        std::string with = dropped_with(kept[i]->src, srcs[kept[i]->src].ds.images[kept[i]->img].id);
+        if (!with.empty()) ctx.Problem(kept[i]->name, "not linked, so dropped" + with);
+        continue;
+      }
       const Candidate& c = *kept[i];
       const Loaded& s = srcs[c.src];
       Image img = s.ds.images[c.img];
@@ -253,9 +295,11 @@ class MergeStage : public Stage {
       l.prefix = s.prefix;
       l.source = s.source;
       l.base = BaseDir(s);
-      Result<Dataset> ds = Resolve(s) == Format::kRoboflow ? ReadRoboflow(s.path) : ReadCoco(s.path);
+      const bool roboflow = Resolve(s) == Format::kRoboflow;
+      Result<Dataset> ds = roboflow ? ReadRoboflow(s.path) : ReadCoco(s.path);
       if (!ds.ok()) return Status::Failed(fmt::format("source {}: {}", s.label, ds.status().message()));
       l.ds = std::move(ds).value();
+      if (roboflow) MEDPIPE_RETURN_IF_ERROR(ReportUnlisted(ctx, s.label, s.path, l.ds));
       srcs.push_back(std::move(l));
     }
     return srcs;
@@ -268,6 +312,8 @@ class MergeStage : public Stage {
     std::map<std::string, int64_t> target;
     for (size_t k = 0; k < o_.categories.size(); ++k) target[o_.categories[k]] = static_cast<int64_t>(k) + 1;
     std::vector<std::string> unmapped;
+    std::set<int64_t> reached;                                // targets some source category maps to
+    std::vector<std::pair<std::string, std::string>> spare;  // (source label, name) of unmapped categories
     for (auto& s : srcs) {
       std::unordered_map<int64_t, int64_t> uses;
       for (const auto& a : s.ds.annotations) ++uses[a.category_id];
@@ -276,6 +322,7 @@ class MergeStage : public Stage {
         const std::string& to = m != o_.category_map.end() ? m->second : c.name;
         if (auto t = target.find(to); t != target.end()) {
           s.cat_to_out[c.id] = t->second;
+          reached.insert(t->second);
           if (to != c.name) ctx.Count("categories_remapped");
           continue;
         }
@@ -284,12 +331,32 @@ class MergeStage : public Stage {
           continue;
         }
         unmapped.push_back(fmt::format("{}: {}", s.label, c.name));
+        spare.emplace_back(s.label, c.name);
         if (o_.drop_unmapped) {
+          std::string close = ClosestName(c.name, o_.categories);
           ctx.Problem(fmt::format("{}: category '{}'", s.label, c.name),
-                      fmt::format("not mapped to a target category; {} annotation(s) dropped", uses[c.id]));
+                      fmt::format("not mapped to a target category; {} annotation(s) dropped{}", uses[c.id],
+                                  close.empty() ? "" : " (closest target: '" + close + "'; map it in category_map)"));
           ctx.Count("categories_dropped");
         }
       }
+    }
+    // A target nothing maps to ends up with no annotations: most often a typo
+    // in `categories` or `category_map`, so name the closest unmapped source
+    // category (or, failing that, any source category).
+    std::vector<std::string> spare_names, all_names;
+    for (const auto& [label, name] : spare) spare_names.push_back(name);
+    for (const auto& s : srcs) {
+      for (const auto& c : s.ds.categories) all_names.push_back(c.name);
+    }
+    for (size_t k = 0; k < o_.categories.size(); ++k) {
+      if (reached.count(static_cast<int64_t>(k) + 1)) continue;
+      std::string close = ClosestName(o_.categories[k], spare_names);
+      if (close.empty()) close = ClosestName(o_.categories[k], all_names);
+      ctx.Problem(fmt::format("category '{}'", o_.categories[k]),
+                  "no source category maps to this target, so it has no annotations" +
+                      (close.empty() ? std::string() : " (did you mean '" + close + "'?)"));
+      ctx.Count("target_categories_unused");
     }
     if (!unmapped.empty() && !o_.drop_unmapped) {
       return Status::Failed(fmt::format("categories not mapped to any of [{}]: {} (add them to category_map, or set "
@@ -300,7 +367,8 @@ class MergeStage : public Stage {
   }
 
   // Images with a safe file_name and an output name not taken by an earlier one.
-  std::vector<Candidate> Candidates(StageContext& ctx, const std::vector<Loaded>& srcs) const {
+  std::vector<Candidate> Candidates(StageContext& ctx, const std::vector<Loaded>& srcs,
+                                    const std::function<std::string(size_t, int64_t)>& dropped_with) const {
     std::vector<Candidate> cands;
     std::unordered_map<std::string, std::string> taken;  // out_rel -> who took it
     for (size_t si = 0; si < srcs.size(); ++si) {
@@ -309,14 +377,15 @@ class MergeStage : public Stage {
         const Image& img = s.ds.images[ii];
         std::string name = s.label + ":" + img.file_name;
         if (!IsContainedRelativePath(img.file_name)) {
-          ctx.Problem(name, "file_name leaves the dataset folder; image skipped");
+          ctx.Problem(name, "file_name leaves the dataset folder; image skipped" + dropped_with(si, img.id));
           ctx.Count("unsafe_file_names");
           continue;
         }
         std::string out_rel = "images/" + s.prefix + fs::path(img.file_name).filename().string();
         auto [it, inserted] = taken.emplace(out_rel, name);
         if (!inserted) {
-          ctx.Problem(name, fmt::format("output name {} is already taken by {}; image dropped", out_rel, it->second));
+          ctx.Problem(name, fmt::format("output name {} is already taken by {}; image dropped{}", out_rel, it->second,
+                                        dropped_with(si, img.id)));
           ctx.Count("name_collisions");
           continue;
         }

@@ -226,9 +226,11 @@ TEST_F(MergeTest, FileNameLeavingTheFolderIsAPerItemProblem) {
   EXPECT_EQ(ds.images[0].source, "coco.json") << "no source tag: the file's name";
   EXPECT_FALSE(fs::exists(dir_ / "work/m/images/c_secret.png"));
   EXPECT_EQ(Counters(dir_ / "work/m")["unsafe_file_names"], 1);
+  EXPECT_EQ(Counters(dir_ / "work/m")["annotations_dropped"], 1) << "the refused image's box is counted";
   auto problems = Problems(dir_ / "work/m");
   ASSERT_EQ(problems.size(), 1u);
   EXPECT_EQ(problems[0].first, "coco.json:../secret.png");
+  EXPECT_NE(problems[0].second.find("with its 1 annotation(s)"), std::string::npos) << problems[0].second;
 }
 
 TEST_F(MergeTest, MissingImageFileIsAPerItemProblem) {
@@ -377,7 +379,33 @@ TEST_F(MergeRoboflowTest, WristXrayDropsTheIdZeroParentAndUnlistedImages) {
   EXPECT_EQ(c["categories_remapped"], 3) << "the export's splits share one category list";
   EXPECT_EQ(c["annotations_dropped"], 0);
   EXPECT_EQ(c["roboflow_parent_annotations"], 0);
-  EXPECT_TRUE(Problems(dir_ / "work/m").empty());
+  // The unlisted JPEGs are said, not only left out.
+  EXPECT_EQ(c["unlisted_images"], 27);
+  auto problems = Problems(dir_ / "work/m");
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].first, "wrist:train/");
+  EXPECT_EQ(problems[0].second.rfind("27 image file(s) in the folder are not in its _annotations.coco.json", 0), 0u)
+      << problems[0].second;
+}
+
+// A typo in a target name (Ulnaa) with unmapped: drop: the 24 Ulna boxes are
+// dropped, and both the dropped source category and the target nothing maps
+// to are problems naming the other.
+TEST_F(MergeRoboflowTest, TargetNothingMapsToIsAProblemWithTheClosestSourceName) {
+  const fs::path wrist = kPublic / "coco_roboflow_wrist_xray";
+  auto r = Run("      sources: [{path: '" + wrist.string() + "', source: wrist}]\n"
+               "      categories: [Radius, Scaphoid, Ulnaa]\n      unmapped: drop\n");
+  ASSERT_EQ(r.summary.exit_code, 0) << r.Of("m").reason;
+  auto c = Counters(dir_ / "work/m");
+  EXPECT_EQ(c["annotations_dropped"], 24);
+  EXPECT_EQ(c["target_categories_unused"], 1);
+  std::map<std::string, std::string> problems;
+  for (const auto& [item, reason] : Problems(dir_ / "work/m")) problems[item] = reason;
+  EXPECT_EQ(problems["category 'Ulnaa'"],
+            "no source category maps to this target, so it has no annotations (did you mean 'Ulna'?)");
+  EXPECT_EQ(problems["wrist: category 'Ulna'"],
+            "not mapped to a target category; 24 annotation(s) dropped (closest target: 'Ulnaa'; map it in "
+            "category_map)");
 }
 
 TEST_F(MergeRoboflowTest, WristUnmappedErrorListsRealCategoriesButNotTheParent) {

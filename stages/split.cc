@@ -35,6 +35,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "dataset/coco_io.h"
 #include "stages/link_images.h"
 #include "stages/patient_groups.h"
 #include "stages/registry.h"
@@ -286,14 +287,17 @@ Result<std::unique_ptr<Stage>> MakeSplit(const StageDecl& d, uint64_t) {
   if (!o.kfold) {
     double sum = 0;
     std::set<std::string> names;
-    for (const auto& [name, text] : p.GetStringMap("ratios")) {
+    for (const auto& [raw_name, text] : p.GetStringMap("ratios")) {
+      // "val" is written as "valid", the name every reader uses.
+      const std::string name = CanonicalSplit(raw_name);
       char* end = nullptr;
       double v = std::strtod(text.c_str(), &end);
       if (text.empty() || *end != '\0' || !std::isfinite(v) || v < 0 || v > 1) {
         return p.Error("ratios", fmt::format("'{}: {}' is not a share between 0 and 1", name, text));
       }
       if (name.empty() || !names.insert(name).second) {
-        return p.Error("ratios", fmt::format("split name '{}' is empty or listed twice", name));
+        return p.Error("ratios", fmt::format("split name '{}' is empty or listed twice{}", raw_name,
+                                             raw_name == name ? "" : " (read as '" + name + "')"));
       }
       o.ratios.emplace_back(name, v);
       sum += v;

@@ -304,5 +304,13 @@ TEST_F(SplitTest, PropertyNoPatientInTwoSplitsOverRandomDatasets) {
   }
 }
 
+// A split named `val` is written as valid, the name every reader uses.
+TEST_F(SplitTest, ValRatioIsWrittenAsValid) {
+  ASSERT_EQ(Run(RandomDataset(3, 20, 4, 2, 0.3), "{ratios: {train: 0.8, val: 0.2}}").summary.exit_code, 0);
+  std::set<std::string> splits;
+  for (const Image& img : Output().images) splits.insert(img.split);
+  EXPECT_EQ(splits, (std::set<std::string>{"train", "valid"}));
+}
+
 }  // namespace
 }  // namespace medpipe

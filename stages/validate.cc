@@ -4,7 +4,10 @@
 // Input 0 is the dataset checked; further inputs are other datasets whose
 // images must not reappear in it (e.g. a held-out test set). Checks:
 //   leakage     no patient id in two splits; no derived image (origin) in
-//               another split than the image it was derived from
+//               another split than the image it was derived from; no
+//               Roboflow upload (the `<stem>_<ext>.rf.<hash>` copies of one
+//               source image) in two splits, whatever patient ids or groups
+//               an upstream split was told to use
 //   boxes       every box finite, with positive width and height, inside its
 //               image up to `box_tolerance` pixels
 //   files       every file name safe, the file present and decodable (header
@@ -19,6 +22,12 @@
 // the first `max_listed` failures); every failure is also a problem in
 // report.json. `fail_on` names the checks that fail the stage.
 //
+// A warning, not a check: image files that the dataset does not list, lying
+// in a folder whose listed images are all of one split, with the bytes of an
+// image of another split (the wrist export's train/ holds byte copies of its
+// valid and test images): a trainer that reads the folder sees them. Each is
+// a problem and counted in unlisted_copies_of_other_splits.
+//
 // File contents are probed and hashed through ctx.RunItems, one item per file,
 // so a killed or failed validation resumes without re-reading unchanged
 // files. dataset.json passes input 0 through, its files linked (LinkImages),
@@ -32,14 +41,18 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
+#include <climits>
 #include <cmath>
 #include <csetjmp>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
 
+#include "dataset/coco_io.h"
 #include "dataset/image_io.h"
 #include "stages/link_images.h"
 #include "stages/registry.h"
@@ -205,6 +218,34 @@ struct Findings {
 
 std::string Num(double v) { return fmt::format("{:g}", v); }
 
+// Roboflow copies of one upload in two splits. A group whose images all
+// carry one patient id is left to the patient check, which reports it.
+void CheckRoboflowLeakage(const Dataset& ds, Findings& f) {
+  struct Group {
+    std::map<std::string, int64_t> splits;
+    std::set<std::string> patients;
+    std::string first;
+  };
+  std::map<std::string, Group> groups;  // stem (with any merge prefix) -> group
+  for (const auto& img : ds.images) {
+    if (img.split.empty()) continue;
+    std::string stem = RoboflowStem(fs::path(img.file_name).filename().string());
+    if (stem.empty()) continue;
+    Group& g = groups[fs::path(img.file_name).parent_path().string() + "/" + stem];
+    if (g.first.empty()) g.first = img.file_name;
+    g.splits[img.split]++;
+    g.patients.insert(img.patient_id);
+  }
+  for (const auto& [stem, g] : groups) {
+    if (g.splits.size() < 2) continue;
+    if (g.patients.size() == 1 && !g.patients.begin()->empty()) continue;
+    std::vector<std::string> parts;
+    for (const auto& [split, n] : g.splits) parts.push_back(fmt::format("{} ({} image{})", split, n, n == 1 ? "" : "s"));
+    f.Fail(kLeakage, "Roboflow upload " + stem,
+           fmt::format("copies of one source image (like {}) in {}", g.first, Join(parts, ", ")));
+  }
+}
+
 void CheckLeakage(const Dataset& ds, Findings& f, std::map<std::string, int64_t>& notes) {
   std::map<std::string, std::map<std::string, int64_t>> splits_of;  // patient -> split -> images
   std::unordered_map<std::string, const Image*> by_name;
@@ -234,6 +275,53 @@ void CheckLeakage(const Dataset& ds, Findings& f, std::map<std::string, int64_t>
     f.Fail(kLeakage, img.file_name,
            fmt::format("in {} but derived from {} in {}", img.split, img.origin.image, it->second->split));
   }
+  CheckRoboflowLeakage(ds, f);
+}
+
+std::string real_path_of(const fs::path& p) {
+  char buf[PATH_MAX];
+  return ::realpath(p.c_str(), buf) == nullptr ? p.string() : std::string(buf);
+}
+
+// Image files not in the dataset that lie beside its images, per folder (the
+// folder the image's links finally reach) whose listed images are all of one
+// split. Returns (file, that split) pairs in path order.
+std::vector<std::pair<fs::path, std::string>> UnlistedBeside(const Dataset& ds, const fs::path& dir) {
+  struct Folder {
+    std::set<std::string> splits;
+    std::set<std::string> listed;  // real paths
+  };
+  std::map<std::string, Folder> folders;
+  std::unordered_set<std::string> all_listed;  // real paths of every image
+  auto real_path = [](const fs::path& p) -> std::string {
+    char buf[PATH_MAX];
+    return ::realpath(p.c_str(), buf) == nullptr ? std::string() : std::string(buf);
+  };
+  for (const auto& img : ds.images) {
+    if (!IsContainedRelativePath(img.file_name)) continue;
+    const std::string real = real_path(dir / img.file_name);
+    if (real.empty()) continue;
+    Folder& f = folders[fs::path(real).parent_path().string()];
+    f.splits.insert(img.split);
+    f.listed.insert(real);
+    all_listed.insert(real);
+  }
+  std::vector<std::pair<fs::path, std::string>> out;
+  for (const auto& [folder, f] : folders) {
+    if (f.splits.size() != 1 || f.splits.begin()->empty()) continue;
+    Result<std::vector<ListedFile>> files = ListFiles(folder, /*recursive=*/false);
+    if (!files.ok()) continue;
+    for (const auto& file : *files) {
+      fs::path path = fs::path(folder) / file.rel;
+      std::string ext = path.extension().string();
+      std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+      if (ext != ".png" && ext != ".jpg" && ext != ".jpeg") continue;
+      // A link to a listed image (a stage's pass-through link) is listed.
+      if (f.listed.count(path.string()) || all_listed.count(real_path(path))) continue;
+      out.emplace_back(path, *f.splits.begin());
+    }
+  }
+  return out;
 }
 
 void CheckBoxes(const Dataset& ds, double tol, Findings& f) {
@@ -349,8 +437,9 @@ class ValidateStage : public Stage {
     // One item per file of every input; keys name the input, so the same
     // file name in two inputs is two items.
     struct FileRef {
-      size_t input, image;
+      size_t input, image;  // input kUnlisted: image indexes `unlisted`
     };
+    constexpr size_t kUnlisted = static_cast<size_t>(-1);
     std::vector<FileRef> refs;
     std::vector<ItemTask> tasks;
     for (size_t k = 0; k < inputs.size(); ++k) {
@@ -365,10 +454,16 @@ class ValidateStage : public Stage {
         tasks.push_back(ItemTask{"file:" + ctx.inputs()[k].id + "/" + name, FileFingerprint(path, o_.full_decode)});
       }
     }
+    const std::vector<std::pair<fs::path, std::string>> unlisted = UnlistedBeside(ds, ctx.inputs()[0].dir);
+    for (size_t u = 0; u < unlisted.size(); ++u) {
+      refs.push_back(FileRef{kUnlisted, u});
+      tasks.push_back(ItemTask{"unlisted:" + unlisted[u].first.string(), FileFingerprint(unlisted[u].first, false)});
+    }
     const bool full = o_.full_decode;
     MEDPIPE_ASSIGN_OR_RETURN(std::vector<ItemResult> results,
                              ctx.RunItems(tasks, [&](size_t t, ItemOutput&) -> Result<std::string> {
                                const FileRef& r = refs[t];
+                               if (r.input == kUnlisted) return ProbeFile(unlisted[r.image].first, false);
                                return ProbeFile(ctx.inputs()[r.input].dir / inputs[r.input].images[r.image].file_name,
                                                 full);
                              }));
@@ -379,9 +474,14 @@ class ValidateStage : public Stage {
     std::vector<std::string> hash_order;
     std::vector<std::pair<size_t, FileInfo>> others;  // (input, info) per file of inputs 1..
     std::vector<std::string> other_names;
+    std::vector<std::pair<size_t, std::string>> unlisted_hashes;  // (index in unlisted, hash)
     for (size_t t = 0; t < tasks.size(); ++t) {
       const FileRef& r = refs[t];
       FileInfo info = results[t].ok ? ParsePayload(results[t].payload) : FileInfo{false, results[t].error, "", 0, 0};
+      if (r.input == kUnlisted) {
+        if (info.ok) unlisted_hashes.emplace_back(r.image, info.hash);
+        continue;
+      }
       const Image& img = inputs[r.input].images[r.image];
       if (r.input > 0) {
         if (info.ok) others.emplace_back(r.input, info), other_names.push_back(img.file_name);
@@ -421,6 +521,32 @@ class ValidateStage : public Stage {
       f.Fail(kDuplicates, ds.images[it->second[0]].file_name,
              fmt::format("same bytes as {} in input {}", other_names[k], ctx.inputs()[others[k].first].id));
     }
+
+    // Files in the workdir are named relative to it, so the report does not
+    // depend on where the workdir is; others by their absolute path.
+    const std::string workdir = real_path_of(ctx.dir().parent_path()) + "/";
+    auto shown = [&](const fs::path& p) {
+      const std::string s = p.string();
+      return s.rfind(workdir, 0) == 0 ? s.substr(workdir.size()) : s;
+    };
+    int64_t unlisted_copies = 0;
+    for (const auto& [u, hash] : unlisted_hashes) {
+      auto it = by_hash.find(hash);
+      if (it == by_hash.end()) continue;
+      const std::string& folder_split = unlisted[u].second;
+      for (size_t i : it->second) {
+        if (ds.images[i].split == folder_split) continue;
+        ++unlisted_copies;
+        ctx.Problem(shown(unlisted[u].first),
+                    fmt::format("warning: not in the dataset, but beside its {} images with the bytes of {} image {}; "
+                                "a trainer reading the folder would see a {} image in {}",
+                                folder_split, ds.images[i].split, ds.images[i].file_name, ds.images[i].split,
+                                folder_split));
+        break;
+      }
+    }
+    notes["unlisted_copies_of_other_splits"] = unlisted_copies;
+    ctx.Count("unlisted_copies_of_other_splits", unlisted_copies);
 
     CheckLeakage(ds, f, notes);
     CheckBoxes(ds, o_.box_tolerance, f);
@@ -491,7 +617,7 @@ Result<std::unique_ptr<Stage>> MakeValidate(const StageDecl& d, uint64_t) {
 void RegisterValidate(Registry* registry) {
   KindSpec spec;
   spec.name = "validate";
-  spec.version = 1;
+  spec.version = 2;  // 2: Roboflow-upload leakage, unlisted copies of other splits
   spec.help =
       "check a dataset (patient leakage, boxes, files, duplicates across splits, categories, ids); fails the stage "
       "when a check in fail_on fails; passes the dataset through as links";

@@ -309,6 +309,67 @@ TEST(ValidateAnnotateTest, ExampleDataStraightFromAnnotatePasses) {
   EXPECT_EQ(doc["notes"]["images_without_split"].GetInt(), 8) << "annotate sets no split";
 }
 
+const fs::path kPublic = fs::path(MEDPIPE_PUBLIC_DATA);
+
+// The brain-MRI export's Roboflow copies, merged without patient ids and
+// split with no group attribute: copies of one upload land in two splits.
+// validate finds it from the file names alone.
+TEST(ValidatePublicTest, RoboflowCopiesInTwoSplitsAreLeakageWhateverTheSplitWasTold) {
+  TempDir dir;
+  const fs::path brain = kPublic / "coco_roboflow_brain_tumor_mri";
+  auto r = testing::RunYaml(
+      BuiltinRegistry(), dir.path(),
+      "workdir: work\nstages:\n"
+      "  - id: m\n    kind: merge\n    params:\n"
+      "      sources: [{path: '" + brain.string() + "', prefix: bt_}]\n"
+      "      categories: [object]\n      patient_from_group: false\n"
+      "  - id: s\n    kind: split\n    inputs: m\n    params: {missing_patient: own_group, group_attribute: ''}\n"
+      "  - id: v\n    kind: validate\n    inputs: s\n");
+  ASSERT_EQ(r.Of("s").state, StageOutcome::State::kRan) << r.Of("s").reason;
+  EXPECT_EQ(r.Of("v").state, StageOutcome::State::kFailed);
+  EXPECT_NE(r.Of("v").reason.find("leakage"), std::string::npos) << r.Of("v").reason;
+  rapidjson::Document doc = ReadJson(dir / "work/v/validation.json");
+  const auto& leakage = doc["checks"]["leakage"];
+  EXPECT_GT(leakage["failures"].GetInt(), 0);
+  ASSERT_GT(leakage["items"].Size(), 0u);
+  EXPECT_EQ(std::string(leakage["items"][0].GetString()).rfind("Roboflow upload images/bt_", 0), 0u)
+      << leakage["items"][0].GetString();
+
+  // With the groups kept together (the defaults), no upload is in two splits.
+  r = testing::RunYaml(BuiltinRegistry(), dir.path(),
+                       "workdir: work\nstages:\n"
+                       "  - id: m\n    kind: merge\n    params:\n"
+                       "      sources: [{path: '" + brain.string() + "', prefix: bt_}]\n"
+                       "      categories: [object]\n      patient_from_group: false\n"
+                       "  - id: s\n    kind: split\n    inputs: m\n    params: {missing_patient: own_group}\n"
+                       "  - id: v\n    kind: validate\n    inputs: s\n");
+  EXPECT_EQ(r.summary.exit_code, 0) << r.Of("v").reason;
+}
+
+// The wrist export's train/ holds 27 JPEGs its JSON does not list, byte
+// copies of its valid and test images: validate warns of each.
+TEST(ValidatePublicTest, UnlistedCopiesOfAnotherSplitsImagesAreWarnings) {
+  TempDir dir;
+  const fs::path wrist = kPublic / "coco_roboflow_wrist_xray";
+  auto r = testing::RunYaml(BuiltinRegistry(), dir.path(),
+                            "workdir: work\nstages:\n"
+                            "  - id: m\n    kind: merge\n    params:\n"
+                            "      sources: [{path: '" + wrist.string() + "', source: wrist}]\n"
+                            "      categories: [Radius, Scaphoid, Ulna]\n"
+                            "  - id: v\n    kind: validate\n    inputs: m\n");
+  ASSERT_EQ(r.summary.exit_code, 0) << r.Of("v").reason;
+  rapidjson::Document doc = ReadJson(dir / "work/v/report.json");
+  EXPECT_EQ(doc["counters"]["unlisted_copies_of_other_splits"].GetInt(), 27);
+  int warnings = 0;
+  for (const auto& p : doc["problems"].GetArray()) {
+    std::string item = p["item"].GetString(), reason = p["reason"].GetString();
+    if (reason.rfind("warning: not in the dataset, but beside its train images", 0) != 0) continue;
+    ++warnings;
+    EXPECT_EQ(item.rfind(fs::canonical(wrist / "train").string(), 0), 0u) << item;
+  }
+  EXPECT_EQ(warnings, 27);
+}
+
 TEST(ValidateParamsTest, BadParamsAreConfigErrors) {
   TempDir dir;
   auto run = [&](const std::string& params) {

@@ -180,6 +180,22 @@ TEST(DatasetTest, RealRoboflowJsonRoundTrips) {
   EXPECT_EQ(SerializeCoco(*again), once);
 }
 
+// Ultralytics and some Roboflow exports name the validation split `val`:
+// every reader sees "valid", so no stage drops those images for the spelling.
+TEST(DatasetTest, ValSplitIsReadAsValid) {
+  Result<Dataset> ds = ParseCoco(
+      R"({"images":[{"id":1,"file_name":"a.png","split":"val"},{"id":2,"file_name":"b.png","split":"validation"},)"
+      R"({"id":3,"file_name":"c.png","split":"train"}],"annotations":[],"categories":[]})",
+      "val.json");
+  ASSERT_TRUE(ds.ok()) << ds.status().ToString();
+  EXPECT_EQ(ds->images[0].split, "valid");
+  EXPECT_EQ(ds->images[1].split, "valid");
+  EXPECT_EQ(ds->images[2].split, "train");
+  EXPECT_EQ(CanonicalSplit("test"), "test");
+  EXPECT_TRUE(IsRoboflowSplit(CanonicalSplit("val")));
+  EXPECT_FALSE(IsRoboflowSplit("fold1"));
+}
+
 TEST(DatasetTest, MalformedJsonNamesFileAndLine) {
   ScratchDir dir;
   const fs::path path = dir.path() / "broken.json";

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <set>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "util/csv.h"
+#include "util/strings.h"
 #include "util/fs.h"
 #include "tests/test_util.h"
 #include "util/status.h"
@@ -34,6 +36,13 @@ std::string Slurp(const fs::path& path) {
 }
 
 using Fields = std::vector<std::string>;
+
+// The "file:line: reason" messages of a table's errors, in order.
+Fields Messages(const CsvTable& t) {
+  Fields out;
+  for (const auto& e : t.errors) out.push_back(e.message);
+  return out;
+}
 
 // ---------------------------------------------------------------------------
 // CSV.
@@ -74,7 +83,7 @@ TEST(CsvTest, ShortAndLongRowsReportedAndSkipped) {
       "4,pos,0.5,extra\n"   // 6: long
       "5,neg,0.2\n";        // 7
   CsvTable t = ParseCsv(text, "fb.csv");
-  EXPECT_EQ(t.errors, (Fields{"fb.csv:3: expected 3 fields, found 2", "fb.csv:6: expected 3 fields, found 4"}));
+  EXPECT_EQ(Messages(t), (Fields{"fb.csv:3: expected 3 fields, found 2", "fb.csv:6: expected 3 fields, found 4"}));
   ASSERT_EQ(t.rows.size(), 3u);
   EXPECT_EQ(t.rows[0].fields[0], "1");
   EXPECT_EQ(t.rows[1].fields[0], "3");
@@ -98,7 +107,7 @@ TEST(CsvTest, CrlfLineEndings) {
   EXPECT_EQ(t.rows[1].line, 3u);
   EXPECT_EQ(t.rows[2].fields, (Fields{"3", "4"}));
   EXPECT_EQ(t.rows[2].line, 6u);
-  EXPECT_EQ(t.errors, (Fields{"crlf.csv:5: expected 2 fields, found 1"}));
+  EXPECT_EQ(Messages(t), (Fields{"crlf.csv:5: expected 2 fields, found 1"}));
 }
 
 TEST(CsvTest, ByteOrderMarkIsDropped) {
@@ -126,8 +135,48 @@ TEST(CsvTest, BlankLinesSkippedButCounted) {
 
 TEST(CsvTest, UnterminatedQuoteReported) {
   CsvTable t = ParseCsv("a,b\n1,2\n3,\"open\n4,5\n", "open.csv");
-  ASSERT_EQ(t.rows.size(), 1u);
-  EXPECT_EQ(t.errors, (Fields{"open.csv:3: unterminated quoted field"}));
+  ASSERT_EQ(t.rows.size(), 2u) << "the row after the stray quote is read";
+  EXPECT_EQ(t.rows[1].fields, (Fields{"4", "5"}));
+  EXPECT_EQ(Messages(t), (Fields{"open.csv:3: unterminated quoted field"}));
+}
+
+// A stray quote on one line costs that row only: the rows after it are read.
+TEST(CsvTest, UnterminatedQuoteCostsOneRow) {
+  std::string text = "file,label\n";
+  for (int i = 2; i <= 12; ++i) {
+    text += i == 7 ? "7.png,\"neg\n" : std::to_string(i) + ".png,pos\n";
+  }
+  CsvTable t = ParseCsv(text, "labels.csv");
+  ASSERT_EQ(t.rows.size(), 10u) << "11 rows, one malformed";
+  EXPECT_EQ(t.rows[4].fields, (Fields{"6.png", "pos"}));
+  EXPECT_EQ(t.rows[5].fields, (Fields{"8.png", "pos"}));
+  EXPECT_EQ(t.rows[5].line, 8u);
+  EXPECT_EQ(t.rows[9].line, 12u);
+  EXPECT_EQ(Messages(t), (Fields{"labels.csv:7: unterminated quoted field"}));
+
+  // A later quote closing the stray one makes a row of the wrong shape over
+  // several lines: still only the first line's row is lost.
+  text = "file,label\n1.png,\"pos\n2.png,neg\n3.png,\"a\"\n4.png,neg\n";
+  t = ParseCsv(text, "q.csv");
+  ASSERT_EQ(t.rows.size(), 3u);
+  EXPECT_EQ(t.rows[0].fields, (Fields{"2.png", "neg"}));
+  EXPECT_EQ(t.rows[1].fields, (Fields{"3.png", "a"}));
+  EXPECT_EQ(t.rows[2].line, 5u);
+  ASSERT_EQ(t.errors.size(), 1u);
+  EXPECT_EQ(t.errors[0].line, 2u);
+}
+
+TEST(StringsTest, NaturalLessOrdersNumbersByValue) {
+  EXPECT_TRUE(NaturalLess("labels.csv:7", "labels.csv:10"));
+  EXPECT_FALSE(NaturalLess("labels.csv:10", "labels.csv:7"));
+  EXPECT_TRUE(NaturalLess("img2.png", "img10.png"));
+  EXPECT_TRUE(NaturalLess("a", "b"));
+  EXPECT_TRUE(NaturalLess("a", "a1"));
+  EXPECT_FALSE(NaturalLess("a1", "a1"));
+  EXPECT_TRUE(NaturalLess("x07", "x7") != NaturalLess("x7", "x07"));  // total, either way
+  std::vector<std::string> v = {"f:10", "f:9", "e:100", "f:1"};
+  std::sort(v.begin(), v.end(), [](const std::string& a, const std::string& b) { return NaturalLess(a, b); });
+  EXPECT_EQ(v, (Fields{"e:100", "f:1", "f:9", "f:10"}));
 }
 
 TEST(CsvTest, UnterminatedQuoteInHeaderReported) {
@@ -136,7 +185,7 @@ TEST(CsvTest, UnterminatedQuoteInHeaderReported) {
   CsvTable t = ParseCsv("\"file,label\n1.png,neg\n2.png,pos\n", "hdr.csv");
   EXPECT_TRUE(t.rows.empty());
   ASSERT_FALSE(t.errors.empty());
-  EXPECT_EQ(t.errors[0], "hdr.csv:1: header: unterminated quoted field");
+  EXPECT_EQ(t.errors[0].message, "hdr.csv:1: header: unterminated quoted field");
 }
 
 TEST(CsvTest, EdgeShapes) {
@@ -170,7 +219,7 @@ TEST(CsvTest, ReadCsvFromFile) {
   Result<CsvTable> t = ReadCsv(path.string());
   ASSERT_TRUE(t.ok()) << t.status().message();
   ASSERT_EQ(t->rows.size(), 1u);
-  EXPECT_EQ(t->errors, (Fields{path.string() + ":3: expected 2 fields, found 1"}));
+  EXPECT_EQ(Messages(*t), (Fields{path.string() + ":3: expected 2 fields, found 1"}));
 
   Result<CsvTable> missing = ReadCsv((dir.path() / "none.csv").string());
   ASSERT_FALSE(missing.ok());

@@ -19,7 +19,12 @@ CsvTable ParseCsv(std::string_view text, std::string path) {
   size_t pos = 0;
   size_t line = 1;
   bool have_header = false;
+  auto error = [&](size_t at, std::string reason) {
+    std::string message = table.path + ":" + std::to_string(at) + ": " + reason;
+    table.errors.push_back(CsvError{at, std::move(reason), std::move(message)});
+  };
   while (pos < text.size()) {
+    const size_t row_pos = pos;
     CsvRow row;
     row.line = line;
     std::string field;
@@ -29,6 +34,7 @@ CsvTable ParseCsv(std::string_view text, std::string path) {
       field.clear();
       if (pos < text.size() && text[pos] == '"') {
         ++pos;
+        const size_t field_line = line;
         for (;;) {
           if (pos >= text.size()) {
             bad = true;
@@ -49,9 +55,16 @@ CsvTable ParseCsv(std::string_view text, std::string path) {
           }
         }
         // Characters between a closing quote and the delimiter are kept, as
-        // Python's csv module does.
+        // Python's csv module does; but after a field that ran over lines
+        // they mean the "closing" quote opened a field of a later row: the
+        // quote at the start was a stray one.
+        const size_t junk_from = pos;
         while (pos < text.size() && text[pos] != ',' && text[pos] != '\n' && text[pos] != '\r') {
           field.push_back(text[pos++]);
+        }
+        if (!bad && line > field_line && pos > junk_from) {
+          bad = true;
+          bad_reason = "unterminated quoted field (its quote runs into later lines)";
         }
       } else {
         // A plain scan: string_view::find_first_of calls memchr over the
@@ -71,12 +84,16 @@ CsvTable ParseCsv(std::string_view text, std::string path) {
     }
     if (pos < text.size() && text[pos] == '\r') ++pos;
     if (pos < text.size() && text[pos] == '\n') ++pos;
+    const bool multi_line = line > row.line;
     ++line;
 
     bool blank = row.fields.size() == 1 && row.fields[0].empty();
     if (blank && !bad) continue;
     if (!have_header) {
-      if (bad) table.errors.push_back(table.path + ":" + std::to_string(row.line) + ": header: " + bad_reason);
+      if (bad) {
+        error(row.line, "header: " + bad_reason);
+        return table;
+      }
       table.header = std::move(row.fields);
       have_header = true;
       continue;
@@ -87,7 +104,14 @@ CsvTable ParseCsv(std::string_view text, std::string path) {
                    std::to_string(row.fields.size());
     }
     if (bad) {
-      table.errors.push_back(table.path + ":" + std::to_string(row.line) + ": " + bad_reason);
+      error(row.line, bad_reason);
+      // A quote that ran past the row's first line took the next lines with
+      // it: they are rows of their own, so read on from the next line.
+      if (multi_line) {
+        size_t nl = text.find('\n', row_pos);
+        pos = nl == std::string_view::npos ? text.size() : nl + 1;
+        line = row.line + 1;
+      }
       continue;
     }
     table.rows.push_back(std::move(row));

@@ -226,6 +226,32 @@ Status Disk::SymlinkAtomic(const fs::path& link, const fs::path& target) {
   return Status::OK();
 }
 
+Result<bool> Disk::HardlinkAtomic(const fs::path& link, const fs::path& target) {
+  MEDPIPE_RETURN_IF_ERROR(CreateDirs(link.parent_path()));
+  fs::path tmp = TempSibling(link);
+  if (::linkat(AT_FDCWD, target.c_str(), AT_FDCWD, tmp.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+    switch (errno) {
+      case EXDEV:
+      case EPERM:
+      case EMLINK:
+      case ENOSYS:
+      case EOPNOTSUPP:
+        return false;
+      default:
+        return Errno("cannot hard-link " + target.string() + " as", tmp);
+    }
+  }
+  if (::rename(tmp.c_str(), link.c_str()) != 0) {
+    Status s = Errno("cannot rename into", link);
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  // rename(2) does nothing when both names are links to one inode (a redone
+  // item whose link is already right): the temp name would stay behind.
+  ::unlink(tmp.c_str());
+  return true;
+}
+
 Result<std::unique_ptr<AppendFile>> Disk::OpenAppend(const fs::path& path) {
   MEDPIPE_RETURN_IF_ERROR(CreateDirs(path.parent_path()));
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -258,6 +284,11 @@ Status FullDiskAfter::WriteAtomic(const fs::path& path, std::string_view bytes, 
 Status FullDiskAfter::SymlinkAtomic(const fs::path& link, const fs::path& target) {
   MEDPIPE_RETURN_IF_ERROR(Spend());
   return Disk::SymlinkAtomic(link, target);
+}
+
+Result<bool> FullDiskAfter::HardlinkAtomic(const fs::path& link, const fs::path& target) {
+  MEDPIPE_RETURN_IF_ERROR(Spend());
+  return Disk::HardlinkAtomic(link, target);
 }
 
 namespace {

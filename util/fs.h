@@ -69,6 +69,13 @@ class Disk {
   // Makes `link` a symlink to `target`, replacing what was there atomically.
   virtual Status SymlinkAtomic(const fs::path& link, const fs::path& target);
 
+  // Makes `link` a hard link to the file `target` reaches (symlinks
+  // followed), replacing what was there atomically. Returns false, having
+  // changed nothing, when the filesystem refuses hard links between these
+  // paths (another filesystem, no hard-link support, too many links): the
+  // caller copies instead. A missing target is an error like any other.
+  virtual Result<bool> HardlinkAtomic(const fs::path& link, const fs::path& target);
+
   virtual Result<std::unique_ptr<AppendFile>> OpenAppend(const fs::path& path);
 
   virtual Status Remove(const fs::path& path);
@@ -85,6 +92,7 @@ class FullDiskAfter : public Disk {
   explicit FullDiskAfter(int budget) : budget_(budget) {}
   Status WriteAtomic(const fs::path& path, std::string_view bytes, bool sync) override;
   Status SymlinkAtomic(const fs::path& link, const fs::path& target) override;
+  Result<bool> HardlinkAtomic(const fs::path& link, const fs::path& target) override;
   Result<std::unique_ptr<AppendFile>> OpenAppend(const fs::path& path) override;
 
  private:

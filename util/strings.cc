@@ -10,6 +10,31 @@
 
 namespace medpipe {
 
+bool NaturalLess(std::string_view a, std::string_view b) {
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (digit(a[i]) && digit(b[j])) {
+      size_t ie = i, je = j;
+      while (ie < a.size() && digit(a[ie])) ++ie;
+      while (je < b.size() && digit(b[je])) ++je;
+      // Compare the runs without leading zeros: longer is larger, then by digits.
+      size_t is = i, js = j;
+      while (is + 1 < ie && a[is] == '0') ++is;
+      while (js + 1 < je && b[js] == '0') ++js;
+      std::string_view x = a.substr(is, ie - is), y = b.substr(js, je - js);
+      if (x.size() != y.size()) return x.size() < y.size();
+      if (x != y) return x < y;
+      i = ie, j = je;
+      continue;
+    }
+    if (a[i] != b[j]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[j]);
+    ++i, ++j;
+  }
+  if ((i < a.size()) != (j < b.size())) return j < b.size();
+  return a < b;
+}
+
 size_t EditDistance(std::string_view a, std::string_view b) {
   // Optimal string alignment: insertions, deletions, substitutions and
   // adjacent transpositions ("fuor" -> "four") each cost one.
@@ -68,29 +93,6 @@ std::string Join(const std::vector<std::string>& parts, std::string_view sep) {
 
 bool GlobMatch(std::string_view pattern, std::string_view text) {
   return ::fnmatch(std::string(pattern).c_str(), std::string(text).c_str(), 0) == 0;
-}
-
-bool NaturalLess(std::string_view a, std::string_view b) {
-  size_t i = 0, j = 0;
-  auto digit = [](char c) { return c >= '0' && c <= '9'; };
-  while (i < a.size() && j < b.size()) {
-    if (digit(a[i]) && digit(b[j])) {
-      size_t ie = i, je = j;
-      while (ie < a.size() && a[ie] == '0') ++ie;  // leading zeros do not change the value
-      while (je < b.size() && b[je] == '0') ++je;
-      size_t ae = ie, be = je;
-      while (ae < a.size() && digit(a[ae])) ++ae;
-      while (be < b.size() && digit(b[be])) ++be;
-      if (ae - ie != be - je) return ae - ie < be - je;
-      int c = a.substr(ie, ae - ie).compare(b.substr(je, be - je));
-      if (c != 0) return c < 0;
-      i = ae, j = be;
-      continue;
-    }
-    if (a[i] != b[j]) return a[i] < b[j];
-    ++i, ++j;
-  }
-  return a.size() - i < b.size() - j;
 }
 
 std::string HumanBytes(uint64_t bytes) {
