@@ -104,7 +104,7 @@ measure python_2proc "$count" env MALLOC_TRIM_THRESHOLD_=1000000000 MALLOC_MMAP_
   wait' "$py" "$here/convert_peer.py" "$work/ct/dicom" "$work/py2"
 
 mkdir -p "$work/dcm2pnm"
-find "$work/ct/dicom" -type f | sort | head -200 | awk -v out="$work/dcm2pnm" '{ print $0; print out "/" NR ".png" }' \
+find "$work/ct/dicom" -type f | sort | sed -n 1,200p | awk -v out="$work/dcm2pnm" '{ print $0; print out "/" NR ".png" }' \
   >"$work/dcm2pnm.args"
 measure dcm2pnm "$(($(wc -l <"$work/dcm2pnm.args") / 2))" \
   xargs -a "$work/dcm2pnm.args" -n 2 -P "$threads" /usr/bin/dcm2pnm +on -il +Ww 40 80

@@ -75,9 +75,10 @@ size_t FilterRow(int type, const uint8_t* cur, const uint8_t* prev, size_t n, si
   return sum;
 }
 
-// The filtered image data: per row a filter type byte and the residuals.
-std::vector<uint8_t> FilterImage(const uint8_t* pixels, int width, int height, int channels, int bit_depth,
-                                 int mask) {
+// The filtered image data into `out`: per row a filter type byte and the
+// residuals.
+void FilterImage(const uint8_t* pixels, int width, int height, int channels, int bit_depth, int mask,
+                 std::vector<uint8_t>* out_buffer) {
   const size_t bpp = static_cast<size_t>(channels) * (bit_depth / 8);
   const size_t n = static_cast<size_t>(width) * bpp;
   // libpng drops the filters that cannot help a single row or column.
@@ -85,8 +86,9 @@ std::vector<uint8_t> FilterImage(const uint8_t* pixels, int width, int height, i
   if (width == 1) mask &= ~(kPngFilterSub | kPngFilterAvg | kPngFilterPaeth);
   if (mask == 0) mask = kPngFilterNone;
 
-  std::vector<uint8_t> out((n + 1) * static_cast<size_t>(height));
-  std::vector<uint8_t> prev(n, 0), cur(n), trial(n + 1);
+  std::vector<uint8_t>& out = *out_buffer;
+  out.resize((n + 1) * static_cast<size_t>(height));
+  std::vector<uint8_t> prev(mask == kPngFilterNone ? 0 : n, 0), cur(bit_depth == 16 ? n : 0), trial(n + 1);
   for (int y = 0; y < height; ++y) {
     const uint8_t* src = pixels + n * static_cast<size_t>(y);
     uint8_t* dst = out.data() + (n + 1) * static_cast<size_t>(y);
@@ -109,9 +111,8 @@ std::vector<uint8_t> FilterImage(const uint8_t* pixels, int width, int height, i
         }
       }
     }
-    std::memcpy(prev.data(), row, n);
+    if (!prev.empty()) std::memcpy(prev.data(), row, n);
   }
-  return out;
 }
 
 // ISA-L's stream state is large (its history buffer and hash tables), so
@@ -121,7 +122,8 @@ struct IsalState {
   std::vector<uint8_t> level_buf = std::vector<uint8_t>(ISAL_DEF_LVL2_DEFAULT);
 };
 
-Result<std::string> DeflateFast(const std::vector<uint8_t>& in) {
+// Compresses `in` into `*out` (resized to the stream's length).
+Status DeflateFast(const std::vector<uint8_t>& in, std::vector<uint8_t>* out) {
   thread_local std::unique_ptr<IsalState> state;
   if (!state) state = std::make_unique<IsalState>();
   isal_zstream& s = state->stream;
@@ -134,32 +136,32 @@ Result<std::string> DeflateFast(const std::vector<uint8_t>& in) {
   s.flush = NO_FLUSH;
   s.next_in = const_cast<uint8_t*>(in.data());
   s.avail_in = static_cast<uint32_t>(in.size());
-  std::string out(in.size() + in.size() / 8 + 1024, '\0');
+  out->resize(std::max(out->capacity(), in.size() + in.size() / 8 + 1024));
   size_t used = 0;
   while (true) {
-    s.next_out = reinterpret_cast<uint8_t*>(out.data()) + used;
-    s.avail_out = static_cast<uint32_t>(out.size() - used);
+    s.next_out = out->data() + used;
+    s.avail_out = static_cast<uint32_t>(out->size() - used);
     const int rc = isal_deflate(&s);
     if (rc != COMP_OK) return Status::Invalid("ISA-L deflate failed with code " + std::to_string(rc));
-    used = out.size() - s.avail_out;
+    used = out->size() - s.avail_out;
     if (s.internal_state.state == ZSTATE_END) break;
-    if (s.avail_out == 0) out.resize(out.size() * 2);
+    if (s.avail_out == 0) out->resize(out->size() * 2);
   }
-  out.resize(used);
-  return out;
+  out->resize(used);
+  return Status::OK();
 }
 
-Result<std::string> DeflateSmall(const std::vector<uint8_t>& in) {
+Status DeflateSmall(const std::vector<uint8_t>& in, std::vector<uint8_t>* out) {
   struct Free {
     void operator()(libdeflate_compressor* c) const { libdeflate_free_compressor(c); }
   };
   thread_local std::unique_ptr<libdeflate_compressor, Free> compressor(libdeflate_alloc_compressor(kSmallLevel));
   if (!compressor) return Status::Invalid("libdeflate: cannot allocate a compressor");
-  std::string out(libdeflate_zlib_compress_bound(compressor.get(), in.size()), '\0');
-  const size_t n = libdeflate_zlib_compress(compressor.get(), in.data(), in.size(), out.data(), out.size());
+  out->resize(std::max(out->capacity(), libdeflate_zlib_compress_bound(compressor.get(), in.size())));
+  const size_t n = libdeflate_zlib_compress(compressor.get(), in.data(), in.size(), out->data(), out->size());
   if (n == 0) return Status::Invalid("libdeflate: output larger than its own bound");
-  out.resize(n);
-  return out;
+  out->resize(n);
+  return Status::OK();
 }
 
 // Rewrites the zlib header's window size down to the data, as libpng's
@@ -291,10 +293,18 @@ Result<std::string> EncodePng(const void* pixels, int width, int height, int cha
                                                o.zlib_strategy > 3)) {
     return Status::Invalid("PNG encoding failed: zlib level must be 0..9 and strategy 0..3");
   }
-  const std::vector<uint8_t> filtered =
-      FilterImage(static_cast<const uint8_t*>(pixels), width, height, channels, bit_depth, o.filters);
+  // Per-thread buffers: at 512x512 a fresh one per call would cost a round
+  // of page faults each time (glibc returns blocks this large to the kernel).
+  thread_local std::vector<uint8_t> filtered, compressed;
+  FilterImage(static_cast<const uint8_t*>(pixels), width, height, channels, bit_depth, o.filters, &filtered);
+  if (o.compressor != PngCompressor::kZlib) {
+    // ISA-L and libdeflate compress the whole buffer at once, into one IDAT.
+    Status s = o.compressor == PngCompressor::kFast ? DeflateFast(filtered, &compressed)
+                                                    : DeflateSmall(filtered, &compressed);
+    if (!s.ok()) return Status::Invalid("PNG encoding failed: " + s.message());
+  }
   std::string out;
-  out.reserve(filtered.size() / 4 + 1024);
+  out.reserve((o.compressor == PngCompressor::kZlib ? filtered.size() / 4 : compressed.size()) + 64);
   out.append("\x89PNG\r\n\x1a\n", 8);
   uint8_t ihdr[13];
   const uint32_t w = static_cast<uint32_t>(width), h = static_cast<uint32_t>(height);
@@ -309,10 +319,7 @@ Result<std::string> EncodePng(const void* pixels, int width, int height, int cha
     Status s = AppendZlibIdat(filtered, row, o.zlib_level, o.zlib_strategy, &out);
     if (!s.ok()) return Status::Invalid("PNG encoding failed: " + s.message());
   } else {
-    // ISA-L and libdeflate compress the whole buffer at once: one IDAT.
-    Result<std::string> z = o.compressor == PngCompressor::kFast ? DeflateFast(filtered) : DeflateSmall(filtered);
-    if (!z.ok()) return Status::Invalid("PNG encoding failed: " + z.status().message());
-    AppendChunk(&out, "IDAT", reinterpret_cast<const uint8_t*>(z->data()), z->size());
+    AppendChunk(&out, "IDAT", compressed.data(), compressed.size());
   }
   AppendChunk(&out, "IEND", nullptr, 0);
   return out;

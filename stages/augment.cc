@@ -7,10 +7,13 @@
 // Every image is one item of ctx.RunItems: the original becomes a relative
 // symlink to the input's file, and an augmented image is decoded once
 // (OpenCV), transformed `copies` times and each copy written beside it as
-// `<stem>_aug<k>.<ext>` in the input's format. The item's payload is only the
-// decoded size; boxes and the dataset are rebuilt from the same deterministic
-// plans after all items are through, so a resumed item and a redone one give
-// the same dataset, and changing min_visibility redoes no pixels.
+// `<stem>_aug<k>.<ext>` in the input's format (a JPEG stays JPEG at
+// jpeg_quality, a PNG goes through the one PNG writer, image/png.h). A copy
+// whose draw leaves its pixels unchanged is drawn again (counted as
+// `redraws`). The item's payload is only the decoded size and the redraws;
+// boxes and the dataset are rebuilt from the same deterministic plans after
+// all items are through, so a resumed item and a redone one give the same
+// dataset, and changing min_visibility redoes no pixels.
 #include <fmt/format.h>
 #include <sys/stat.h>
 
