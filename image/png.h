@@ -6,7 +6,7 @@
 // deflate back end:
 //   fast   ISA-L igzip level 2: about 4x zlib level 1's speed, smaller files
 //          (KNOWN.md "Faster deflate"); the default;
-//   small  libdeflate level 9: the size of zlib level 6 (Pillow's) or
+//   small  libdeflate level 6: the size of zlib level 6 (Pillow's) or
 //          smaller, at about 2.5x its speed;
 //   zlib   zlib at a given level and strategy, IDAT chunked as libpng does,
 //          so the bytes equal libpng's for the same settings (what medpipe
