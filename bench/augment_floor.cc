@@ -1,11 +1,12 @@
 // The floor for bench/augment_bench.sh: what 3x augmentation costs with no
 // transforms at all. On N threads, each input PNG is decoded once with
 // OpenCV (cv::imdecode, IMREAD_UNCHANGED, as the augment stage decodes) and
-// encoded `--copies` times with EncodePng at the given settings (as the
-// stage encodes), each encoding written to its own file. No journal, no
+// encoded `--copies` times with the PNG writer (image/png.h) at the given
+// settings (as the stage encodes), each encoding written to its own file. No journal, no
 // hashing, no dataset.
 //
-//   bench_augment_floor IN_DIR OUT_DIR [--copies K] [--threads N] [--level L] [--filter MASK]
+//   bench_augment_floor IN_DIR OUT_DIR [--copies K] [--threads N] [--compression fast|small|zlib]
+//                       [--level L] [--filter MASK]
 //
 // Prints one line: "images=N outputs=M seconds=S cpu_seconds=C bytes=B".
 #include <tbb/global_control.h>
@@ -26,25 +27,34 @@
 #include <string>
 #include <vector>
 
-#include "dataset/image_io.h"
+#include "image/png.h"
 #include "util/fs.h"
 
 using namespace medpipe;
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: bench_augment_floor IN_DIR OUT_DIR [--copies K] [--threads N] [--level L] [--filter MASK]\n");
+    std::fprintf(stderr,
+                 "usage: bench_augment_floor IN_DIR OUT_DIR [--copies K] [--threads N] [--compression fast|small|zlib] "
+                 "[--level L] [--filter MASK]\n");
     return 2;
   }
   fs::path in = argv[1], out = argv[2];
   int copies = 3, threads = 2;
-  PngOptions png;
-  png.compression_level = 1;
-  png.filters = 0x08;
+  PngOptions png;  // the augment stage's defaults
+  png.zlib_strategy = 0;
   for (int i = 3; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--copies")) copies = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--level")) png.compression_level = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--level")) png.zlib_level = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--compression")) {
+      Result<PngCompressor> c = ParsePngCompressor(argv[i + 1]);
+      if (!c.ok()) {
+        std::fprintf(stderr, "bench_augment_floor: %s\n", c.status().message().c_str());
+        return 2;
+      }
+      png.compressor = *c;
+    }
     else if (!std::strcmp(argv[i], "--filter")) png.filters = static_cast<int>(std::strtol(argv[i + 1], nullptr, 0));
   }
   std::vector<fs::path> files;

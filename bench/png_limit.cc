@@ -1,13 +1,15 @@
-// The PNG encoding limit for bench/convert_bench.sh: libpng alone (through
-// EncodePng, as convert uses it) encoding already-windowed 8-bit images on N
-// threads, nothing else. Reads the images once into memory from a folder of
-// PNGs (convert's output), then encodes them all `--repeat` times.
+// The PNG encoding limit for bench/convert_bench.sh: encoding already-windowed
+// 8-bit images on N threads, nothing else. Reads the images once into memory
+// from a folder of PNGs (convert's output), then encodes them all `--repeat`
+// times, either with medpipe's writer (image/png.h) and a back end, or with
+// libpng + zlib directly (--libpng: the reference every back end is compared
+// with).
 //
-//   bench_png_limit DIR [--level L] [--filter MASK] [--threads N] [--repeat R] [--rle]
+//   bench_png_limit DIR [--compression fast|small|zlib] [--libpng] [--level L]
+//                       [--strategy S] [--filter MASK] [--threads N] [--repeat R]
 //
-// --rle encodes with zlib's Z_RLE strategy through libpng directly: what
-// EncodePng would do if PngOptions had a strategy (it has not yet; measured
-// here to show what it would buy).
+// --level and --strategy (zlib's 0 default .. 3 Z_RLE; default 1 and 3,
+// medpipe's zlib settings) apply to `zlib` and to --libpng.
 //
 // Prints one line: "images=N seconds=S per_second=R cpu_seconds=C bytes=B"
 // (cpu: process CPU time, steadier than wall time on a loaded machine; bytes:
@@ -27,7 +29,7 @@
 #include <string>
 #include <vector>
 
-#include "dataset/image_io.h"
+#include "image/png.h"
 #include "util/fs.h"
 
 using namespace medpipe;
@@ -59,13 +61,13 @@ void Append(png_structp png, png_bytep data, png_size_t n) {
 void NoFlush(png_structp) {}
 
 // Error handling is abort(): the inputs were just decoded by libpng.
-std::string EncodeRle(const Gray& g, const PngOptions& options) {
+std::string EncodeLibpng(const Gray& g, const PngOptions& options) {
   std::string out;
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
   png_infop info = png_create_info_struct(png);
   png_set_write_fn(png, &out, Append, NoFlush);
-  png_set_compression_level(png, options.compression_level);
-  png_set_compression_strategy(png, Z_RLE);
+  png_set_compression_level(png, options.zlib_level);
+  png_set_compression_strategy(png, options.zlib_strategy);
   png_set_filter(png, PNG_FILTER_TYPE_BASE, options.filters);
   png_set_IHDR(png, info, g.width, g.height, 8, g.channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY,
                PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_BASE, PNG_FILTER_TYPE_BASE);
@@ -81,21 +83,30 @@ std::string EncodeRle(const Gray& g, const PngOptions& options) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: bench_png_limit DIR [--level L] [--filter MASK] [--threads N] [--repeat R]\n");
+    std::fprintf(stderr,
+                 "usage: bench_png_limit DIR [--compression fast|small|zlib] [--libpng] [--level L] [--strategy S] "
+                 "[--filter MASK] [--threads N] [--repeat R]\n");
     return 2;
   }
-  PngOptions options;
-  options.compression_level = 1;
-  options.filters = PNG_FILTER_NONE;
+  PngOptions options;  // medpipe's defaults
   int threads = 2, repeat = 1;
-  bool rle = false;
+  bool libpng = false;
   for (int i = 2; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--rle")) {
-      rle = true;
+    if (!std::strcmp(argv[i], "--libpng")) {
+      libpng = true;
       continue;
     }
     if (i + 1 >= argc) break;
-    if (!std::strcmp(argv[i], "--level")) options.compression_level = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--level")) options.zlib_level = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--strategy")) options.zlib_strategy = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--compression")) {
+      Result<PngCompressor> c = ParsePngCompressor(argv[i + 1]);
+      if (!c.ok()) {
+        std::fprintf(stderr, "bench_png_limit: %s\n", c.status().message().c_str());
+        return 2;
+      }
+      options.compressor = *c;
+    }
     else if (!std::strcmp(argv[i], "--filter")) options.filters = static_cast<int>(std::strtol(argv[i + 1], nullptr, 0));
     else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--repeat")) repeat = std::atoi(argv[i + 1]);
@@ -120,8 +131,8 @@ int main(int argc, char** argv) {
   for (int r = 0; r < repeat; ++r) {
     tbb::parallel_for(size_t{0}, images.size(), [&](size_t i) {
       const Gray& g = images[i];
-      if (rle) {
-        std::string png = EncodeRle(g, options);
+      if (libpng) {
+        std::string png = EncodeLibpng(g, options);
         if (r == 0) bytes.fetch_add(png.size());
         return;
       }

@@ -6,7 +6,11 @@
 // under 300 MB peak RSS.
 //
 // Each stage runs in its own process (this binary re-executed with --stage),
-// so its peak RSS (getrusage ru_maxrss) is its own. The dataset files are
+// and its peak RSS is read from /proc/self/status (VmHWM), the high-water
+// mark of that process's own memory. Not getrusage's ru_maxrss: Linux
+// carries it across execve, and posix_spawn's child starts on the parent's
+// memory (vfork), so every child reported the setup's peak (396 MB) instead
+// of its own. The dataset files are
 // written directly; a bench-only "given" stage publishes them, its image
 // links pointing at files that do not exist (split and balance never read
 // pixels).
@@ -20,6 +24,8 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <random>
 
 #include "dataset/coco_io.h"
@@ -109,6 +115,23 @@ void MakeData(const fs::path& dir) {
   DefaultDisk()->WriteAtomic(dir / "pool.json", SerializeCoco(pool), false);
 }
 
+constexpr double kTargetMb = 300;
+
+// This process's peak resident set in MB (VmHWM), or -1 if unreadable.
+double PeakRssMb() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  double kb = -1;
+  while (std::fgets(line, sizeof line, f)) {
+    if (std::strncmp(line, "VmHWM:", 6) == 0) kb = std::strtod(line + 6, nullptr);
+  }
+  std::fclose(f);
+  return kb < 0 ? -1 : kb / 1024.0;
+}
+
+const char* Verdict(double mb) { return mb >= 0 && mb < kTargetMb ? "under" : "OVER"; }
+
 // Child: runs one selection of the pipeline and prints its time and peak RSS.
 // "direct" runs the stage's Run() alone on a StageContext over the inputs'
 // checkpoints (into <workdir>/direct-<id>), without the runner's planning,
@@ -129,15 +152,18 @@ int RunStage(const fs::path& workdir, const std::string& how, const std::string&
     StageContext ctx(id, p->seed, out, inputs, DefaultDisk(), std::make_shared<Progress>(id), nullptr);
     struct rusage r0, r1;
     ::getrusage(RUSAGE_SELF, &r0);
+    const double before = PeakRssMb();
     auto t0 = Clock::now();
     Status st = (*stages)[i]->Run(ctx);
     double wall = std::chrono::duration<double>(Clock::now() - t0).count();
     if (!st.ok()) return std::fprintf(stderr, "%s\n", st.ToString().c_str()), 1;
     ::getrusage(RUSAGE_SELF, &r1);
     auto secs = [](const timeval& a, const timeval& b) { return (b.tv_sec - a.tv_sec) + (b.tv_usec - a.tv_usec) / 1e6; };
-    std::printf("%-8s Stage::Run alone          %6.3f s   peak RSS %6.1f MB   (user %.3f s, sys %.3f s; RSS before %.1f MB)\n",
-                id.c_str(), wall, r1.ru_maxrss / 1024.0, secs(r0.ru_utime, r1.ru_utime), secs(r0.ru_stime, r1.ru_stime),
-                r0.ru_maxrss / 1024.0);
+    const double peak = PeakRssMb();
+    std::printf("%-8s Stage::Run alone          %6.3f s   peak RSS %6.1f MB, %s the %.0f MB target   "
+                "(user %.3f s, sys %.3f s; peak before Run %.1f MB)\n",
+                id.c_str(), wall, peak, Verdict(peak), kTargetMb, secs(r0.ru_utime, r1.ru_utime),
+                secs(r0.ru_stime, r1.ru_stime), before);
     return 0;
   }
   RunOptions o;
@@ -150,12 +176,12 @@ int RunStage(const fs::path& workdir, const std::string& how, const std::string&
     std::fprintf(stderr, "run failed: %s\n", s.ok() ? "a stage failed" : s.status().ToString().c_str());
     return 1;
   }
-  struct rusage ru;
-  ::getrusage(RUSAGE_SELF, &ru);
   if (how == "only") {
-    double stage = s->outcomes[p->Find(id)].seconds;
-    std::printf("%-8s medpipe run --only       %6.3f s   peak RSS %6.1f MB   (stage as timed by the runner %.3f s)\n",
-                id.c_str(), wall, ru.ru_maxrss / 1024.0, stage);
+    const double stage = s->outcomes[p->Find(id)].seconds;
+    const double peak = PeakRssMb();
+    std::printf("%-8s medpipe run --only       %6.3f s   peak RSS %6.1f MB, %s the %.0f MB target   "
+                "(stage as timed by the runner %.3f s)\n",
+                id.c_str(), wall, peak, Verdict(peak), kTargetMb, stage);
   }
   return 0;
 }

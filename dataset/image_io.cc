@@ -79,52 +79,6 @@ bool ProbeJpegFile(FILE* f, JpegProbe* probe, jpeg_decompress_struct* cinfo) {
   return true;
 }
 
-struct PngWriteState {
-  std::string out;
-  char error[200] = {0};
-};
-
-void PngWriteError(png_structp png, png_const_charp msg) {
-  auto* st = static_cast<PngWriteState*>(png_get_error_ptr(png));
-  std::snprintf(st->error, sizeof st->error, "%s", msg);
-  png_longjmp(png, 1);
-}
-
-void PngWriteData(png_structp png, png_bytep data, png_size_t n) {
-  static_cast<PngWriteState*>(png_get_io_ptr(png))->out.append(reinterpret_cast<char*>(data), n);
-}
-void PngFlush(png_structp) {}
-
-bool EncodePngInto(PngWriteState* st, const png_byte* pixels, int width, int height, int channels,
-                   int bit_depth, const PngOptions* options, png_bytep* rows) {
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, st, PngWriteError, PngWarning);
-  png_infop info = png ? png_create_info_struct(png) : nullptr;
-  if (!png || !info) {
-    std::snprintf(st->error, sizeof st->error, "libpng: out of memory");
-    png_destroy_write_struct(&png, &info);
-    return false;
-  }
-  if (setjmp(png_jmpbuf(png))) {
-    png_destroy_write_struct(&png, &info);
-    return false;
-  }
-  png_set_write_fn(png, st, PngWriteData, PngFlush);
-  png_set_compression_level(png, options->compression_level);
-  if (options->filters != 0) png_set_filter(png, PNG_FILTER_TYPE_BASE, options->filters);
-  png_set_compression_strategy(png, options->strategy);
-  png_set_IHDR(png, info, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height), bit_depth,
-               channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
-               PNG_COMPRESSION_TYPE_BASE, PNG_FILTER_TYPE_BASE);
-  png_write_info(png, info);
-  if (bit_depth == 16) png_set_swap(png);  // PNG is big-endian; our samples are native (little)
-  size_t stride = static_cast<size_t>(width) * channels * (bit_depth / 8);
-  for (int y = 0; y < height; ++y) rows[y] = const_cast<png_bytep>(pixels + stride * y);
-  png_write_image(png, rows);
-  png_write_end(png, nullptr);
-  png_destroy_write_struct(&png, &info);
-  return true;
-}
-
 }  // namespace
 
 Result<ImageHeader> ProbeImage(const fs::path& path) {
@@ -160,17 +114,6 @@ Result<ImageHeader> ProbeImage(const fs::path& path) {
     return h;
   }
   return Status::Invalid(path.string() + ": neither PNG nor JPEG (" + std::to_string(n) + " bytes read)");
-}
-
-Result<std::string> EncodePng(const void* pixels, int width, int height, int channels, int bit_depth,
-                              const PngOptions& options) {
-  PngWriteState st;
-  std::vector<png_bytep> rows(static_cast<size_t>(height));
-  if (!EncodePngInto(&st, static_cast<const png_byte*>(pixels), width, height, channels, bit_depth, &options,
-                     rows.data())) {
-    return Status::Invalid(std::string("PNG encoding failed: ") + st.error);
-  }
-  return std::move(st.out);
 }
 
 }  // namespace medpipe

@@ -23,9 +23,11 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <optional>
 
-#include "dataset/image_io.h"
 #include "dicom/encode.h"
+#include "dicom/window_lut.h"
+#include "image/png.h"
 #include "util/hash.h"
 
 namespace medpipe {
@@ -268,10 +270,66 @@ EF_VoiLutFunction VoiFunction(const std::string& name) {
 Result<std::string> Encode(const PixelBuffer& px, const ConvertOptions& o) {
   if (o.format == "jpeg") return EncodeJpeg(px, o.jpeg_quality);
   PngOptions png;
-  png.compression_level = o.png_level;
+  png.compressor = o.png_compression;
   png.filters = o.png_filter;
-  png.strategy = o.png_strategy;
+  png.zlib_level = o.png_level;
+  png.zlib_strategy = o.png_strategy;
   return EncodePng(px.bytes.data(), px.width, px.height, px.channels, px.bit_depth, png);
+}
+
+// Resizes and encodes one rendered frame into `ef`.
+Status Finish(PixelBuffer px, const ConvertOptions& o, EncodedFrame* ef) {
+  if (o.resize_width > 0 || o.resize_height > 0) px = ResizeArea(px, o.resize_width, o.resize_height);
+  MEDPIPE_ASSIGN_OR_RETURN(ef->bytes, Encode(px, o));
+  ef->width = px.width;
+  ef->height = px.height;
+  ef->channels = px.channels;
+  return Status::OK();
+}
+
+// The lookup-table path (dicom/window_lut.h) when it applies to this file
+// and these options; nullopt leaves the file to DicomImage.
+std::optional<Result<std::vector<EncodedFrame>>> RenderByTable(DcmDataset* ds, const DicomMeta& m,
+                                                               const ConvertOptions& o, const fs::path& file) {
+  if (o.renderer != ConvertOptions::Renderer::kAuto || !o.rgb_windows.empty() || o.voi_function != "linear") {
+    return std::nullopt;
+  }
+  // DCMTK ignores the rescale of X-ray angiography and fluoroscopy images.
+  if (m.modality == "XA" || m.modality == "RF" || m.modality == "XRF") return std::nullopt;
+  Result<Window> w = ParseWindow(o.window);
+  if (!w.ok() || (w->kind != Window::Kind::kExplicit && w->kind != Window::Kind::kFile)) return std::nullopt;
+  std::optional<LinearMono> src = ProbeLinearMono(ds);
+  if (!src) return std::nullopt;
+  double c = w->center, wd = w->width;
+  if (w->kind == Window::Kind::kFile) {
+    if (!src->has_file_window) return std::nullopt;  // min-max fallback: DicomImage
+    c = src->file_center, wd = src->file_width;
+  }
+  std::vector<int> frames = o.frames;
+  if (frames.empty()) {
+    for (int f = 0; f < src->frames; ++f) frames.push_back(f);
+  }
+  std::vector<EncodedFrame> out;
+  for (int f : frames) {
+    if (f >= src->frames) {
+      return Status::Invalid(
+          fmt::format("{}: frame {} requested, but the file has {} (0-based)", file.string(), f, src->frames));
+    }
+    PixelBuffer px;
+    px.width = src->cols;
+    px.height = src->rows;
+    px.bit_depth = o.bit_depth;
+    px.bytes.resize(static_cast<size_t>(px.width) * px.height * (o.bit_depth / 8));
+    RenderLinearMono(*src, f, c, wd, o.bit_depth, px.bytes.data());
+    EncodedFrame ef;
+    ef.frame = f;
+    ef.window = Num(c) + "/" + Num(wd);
+    ef.fast_path = true;
+    Status s = Finish(std::move(px), o, &ef);
+    if (!s.ok()) return Status::Invalid(file.string() + ": " + s.message());
+    out.push_back(std::move(ef));
+  }
+  return out;
 }
 
 }  // namespace
@@ -295,7 +353,9 @@ Status ValidateConvertOptions(const ConvertOptions& o) {
   if (o.format != "png" && o.format != "jpeg") return Status::Invalid("format '" + o.format + "' is not png or jpeg");
   if (o.format == "jpeg" && o.bit_depth != 8) return Status::Invalid("jpeg output is 8-bit only; use png for 16-bit");
   if (o.png_level < 0 || o.png_level > 9) return Status::Invalid(fmt::format("png_level {} is not 0..9", o.png_level));
-  if ((o.png_filter & ~0xF8) != 0) return Status::Invalid(fmt::format("png_filter {:#x} is not a libpng filter mask", o.png_filter));
+  if (o.png_filter == 0 || (o.png_filter & ~kPngAllFilters) != 0) {
+    return Status::Invalid(fmt::format("png_filter {:#x} is not a PNG filter mask", o.png_filter));
+  }
   if (o.jpeg_quality < 1 || o.jpeg_quality > 100) return Status::Invalid(fmt::format("jpeg_quality {} is not 1..100", o.jpeg_quality));
   if (o.resize_width < 0 || o.resize_height < 0) return Status::Invalid("resize sizes must not be negative");
   for (int f : o.frames) {
@@ -354,6 +414,8 @@ Result<std::vector<EncodedFrame>> ConvertDicomFile(const fs::path& file, const C
       return invalid(fmt::format("cannot decode pixel data in transfer syntax '{}': {}", x.getXferName(), why));
     }
   }
+
+  if (auto by_table = RenderByTable(ds, m, o, file)) return std::move(*by_table);
 
   DicomImage image(&ff, ds->getCurrentXfer(), CIF_MayDetachPixelData);
   if (image.getStatus() != EIS_Normal) {
@@ -428,13 +490,8 @@ Result<std::vector<EncodedFrame>> ConvertDicomFile(const fs::path& file, const C
         ef.window += (k ? "," : "") + *t;
       }
     }
-    if (o.resize_width > 0 || o.resize_height > 0) px = ResizeArea(px, o.resize_width, o.resize_height);
-    Result<std::string> bytes = Encode(px, o);
-    if (!bytes.ok()) return invalid(bytes.status().message());
-    ef.width = px.width;
-    ef.height = px.height;
-    ef.channels = px.channels;
-    ef.bytes = std::move(bytes).value();
+    Status s = Finish(std::move(px), o, &ef);
+    if (!s.ok()) return invalid(s.message());
     out.push_back(std::move(ef));
   }
   return out;

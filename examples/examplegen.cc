@@ -25,6 +25,7 @@
 
 #include "dataset/coco_io.h"
 #include "dataset/image_io.h"
+#include "image/png.h"
 #include "util/fs.h"
 #include "util/hash.h"
 
@@ -107,8 +108,9 @@ Status Emit(const Options& o, const Slice& s, const std::string& file_name, cons
     ds->annotations.push_back(a);
   }
   ds->images.push_back(img);
-  PngOptions png;
-  png.compression_level = 1;
+  // zlib level 1 with adaptive filters: the bytes this generator wrote
+  // before the PNG writer had other back ends.
+  const PngOptions png{PngCompressor::kZlib, kPngAllFilters, 1, 0};
   MEDPIPE_ASSIGN_OR_RETURN(std::string encoded, EncodePng(s.pixels.data(), o.size, o.size, 1, 8, png));
   return DefaultDisk()->WriteAtomic(path, encoded, false);
 }

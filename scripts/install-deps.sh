@@ -9,7 +9,7 @@ packages=(
   libtbb-dev libdcmtk-dev dcmtk libpng-dev libjpeg-dev zlib1g-dev
   rapidjson-dev libcurl4-openssl-dev libyaml-cpp-dev libfmt-dev
   libboost-filesystem-dev libopencv-dev libcpp-httplib-dev
-  libssl-dev libgtest-dev libgmock-dev
+  libssl-dev libgtest-dev libgmock-dev libisal-dev libdeflate-dev
   python3 python3-pydicom python3-numpy python3-pil python3-botocore python3-opencv
   curl time orthanc orthanc-dicomweb
 )

@@ -7,10 +7,13 @@
 // Every image is one item of ctx.RunItems: the original becomes a relative
 // symlink to the input's file, and an augmented image is decoded once
 // (OpenCV), transformed `copies` times and each copy written beside it as
-// `<stem>_aug<k>.<ext>` in the input's format. The item's payload is only the
-// decoded size; boxes and the dataset are rebuilt from the same deterministic
-// plans after all items are through, so a resumed item and a redone one give
-// the same dataset, and changing min_visibility redoes no pixels.
+// `<stem>_aug<k>.<ext>` in the input's format (a JPEG stays JPEG at
+// jpeg_quality, a PNG goes through the one PNG writer, image/png.h). A copy
+// whose draw leaves its pixels unchanged is drawn again (counted as
+// `redraws`). The item's payload is only the decoded size and the redraws;
+// boxes and the dataset are rebuilt from the same deterministic plans after
+// all items are through, so a resumed item and a redone one give the same
+// dataset, and changing min_visibility redoes no pixels.
 #include <fmt/format.h>
 #include <sys/stat.h>
 
@@ -24,8 +27,8 @@
 #include <set>
 #include <unordered_set>
 
-#include "dataset/image_io.h"
 #include "dicom/encode.h"
+#include "image/png.h"
 #include "stages/augment_transform.h"
 #include "stages/convert_params.h"
 #include "stages/registry.h"
@@ -62,7 +65,7 @@ std::string LowerExt(const std::string& file_name) {
 }
 
 // Encodes `image` (OpenCV's BGR order) in the format named by `ext`: PNG
-// through EncodePng with the stage's settings, JPEG through libjpeg-turbo as
+// through the one PNG writer (image/png.h) with the stage's settings, JPEG through libjpeg-turbo as
 // convert does, anything else through OpenCV's encoder for that extension.
 Result<std::string> Encode(const cv::Mat& image, const std::string& ext, const AugmentOptions& o,
                            cv::Mat* scratch) {
@@ -87,6 +90,32 @@ Result<std::string> Encode(const cv::Mat& image, const std::string& ext, const A
   std::vector<uint8_t> bytes;
   if (!cv::imencode(ext, image, bytes)) return Status::Invalid("OpenCV cannot encode '" + ext + "'");
   return std::string(bytes.begin(), bytes.end());
+}
+
+// At most this many redraws per copy (see AugmentStage::Work).
+constexpr int kMaxRedraws = 32;
+
+bool SamePixels(const cv::Mat& a, const cv::Mat& b) {
+  if (a.data == b.data) return true;
+  if (a.size() != b.size() || a.type() != b.type()) return false;
+  const size_t row = a.cols * a.elemSize();
+  for (int y = 0; y < a.rows; ++y) {
+    if (std::memcmp(a.ptr(y), b.ptr(y), row) != 0) return false;
+  }
+  return true;
+}
+
+// "640 480 0 2=" -> {"640", "480", "0", "2="}
+std::vector<std::string> SplitFields(const std::string& s) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t j = s.find(' ', i);
+    if (j == std::string::npos) j = s.size();
+    if (j > i) out.push_back(s.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
 }
 
 // Reads a whole file into `out`, reusing its capacity.
@@ -150,7 +179,7 @@ class AugmentStage : public Stage {
                               ? fmt::format("{}:{}.{}", st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec)
                               : "missing";
       Hasher h;
-      h.Field("augment/1").Field(it.target.string()).Field(state);
+      h.Field("augment/2").Field(it.target.string()).Field(state);
       if (it.augment) h.Field(std::to_string(ctx.seed())).Field(o_.item_params);
       tasks.push_back(ItemTask{it.image->file_name, h.HexDigest()});
     }
@@ -164,8 +193,10 @@ class AugmentStage : public Stage {
 
  private:
   // Links the original and writes the copies. Payload: "" for a link only,
-  // "W H" (the decoded size) for an augmented image, "E<reason>" when its
-  // pixels could not be decoded (the original is kept, without copies).
+  // "W H R1 .. Rk" for an augmented image (the decoded size, then each
+  // copy's redraw count, with "=" appended when the copy still equals its
+  // source after kMaxRedraws), "E<reason>" when its pixels could not be
+  // decoded (the original is kept, without copies).
   Result<std::string> Work(const StageContext& ctx, const Item& it, ItemOutput& out) const {
     const std::string& name = it.image->file_name;
     const fs::path link = ctx.dir() / name;
@@ -190,12 +221,25 @@ class AugmentStage : public Stage {
       return fmt::format("E{} channels; only grey and colour images can be augmented", image.channels());
     }
     const std::string ext = LowerExt(name);
+    std::string payload = fmt::format("{} {}", image.cols, image.rows);
     for (int k = 1; k <= o_.copies; ++k) {
-      const CopyPlan plan = SamplePlan(o_.transforms, ctx.seed(), name, k);
-      MEDPIPE_ASSIGN_OR_RETURN(std::string encoded, Encode(ApplyPlan(plan, image, &ws), ext, o_, &rgb));
+      // A draw can come out as the identity (no transform drawn, or one too
+      // small to move a pixel): draw again until the copy differs from its
+      // source, at most kMaxRedraws times (a blank image stays blank under
+      // most transforms).
+      int redraw = 0;
+      bool same = true;
+      const cv::Mat* copy = &image;
+      for (; redraw <= kMaxRedraws; ++redraw) {
+        copy = &ApplyPlan(SamplePlan(o_.transforms, ctx.seed(), name, k, redraw), image, &ws);
+        same = SamePixels(*copy, image);
+        if (!same || redraw == kMaxRedraws) break;
+      }
+      MEDPIPE_ASSIGN_OR_RETURN(std::string encoded, Encode(*copy, ext, o_, &rgb));
       MEDPIPE_RETURN_IF_ERROR(out.WriteFile(AugName(name, k), encoded));
+      payload += fmt::format(" {}{}", redraw, same ? "=" : "");
     }
-    return fmt::format("{} {}", image.cols, image.rows);
+    return payload;
   }
 
   Status WriteDataset(StageContext& ctx, const Dataset& in, const std::vector<Item>& items,
@@ -231,11 +275,20 @@ class AugmentStage : public Stage {
         ctx.Count("not_augmented");
         continue;
       }
-      if (std::sscanf(payload.c_str(), "%d %d", &width, &height) != 2) {
+      std::vector<std::string> fields = SplitFields(payload);
+      if (fields.size() != static_cast<size_t>(o_.copies) + 2 || std::sscanf(fields[0].c_str(), "%d", &width) != 1 ||
+          std::sscanf(fields[1].c_str(), "%d", &height) != 1) {
         return Status::Failed("item " + src.file_name + ": unreadable journal payload '" + payload + "'");
       }
       for (int k = 1; k <= o_.copies; ++k) {
-        const CopyPlan plan = SamplePlan(o_.transforms, ctx.seed(), src.file_name, k);
+        const std::string& r = fields[static_cast<size_t>(k) + 1];
+        const int redraw = std::atoi(r.c_str());
+        ctx.Count("redraws", redraw);
+        if (r.back() == '=') {
+          ctx.Problem(AugName(src.file_name, k), fmt::format("equals its source after {} redraws", redraw));
+          ctx.Count("copies_equal_to_source");
+        }
+        const CopyPlan plan = SamplePlan(o_.transforms, ctx.seed(), src.file_name, k, redraw);
         const cv::Matx23d m = BoxAffine(plan, width, height);
         Image copy = src;
         copy.file_name = AugName(src.file_name, k);
@@ -333,9 +386,15 @@ Result<std::unique_ptr<Stage>> MakeAugment(const StageDecl& d, uint64_t) {
   if (!(t.noise.lo >= 0 && t.noise.hi <= 1)) return p.Error("noise", "sigma must be within [0, 1]");
   MEDPIPE_RETURN_IF_ERROR(ParseRange(p, "blur", "sigma", false, &t.blur));
   if (!(t.blur.lo >= 0 && t.blur.hi <= 50)) return p.Error("blur", "sigma must be within [0, 50] pixels");
+  if (!CanTransform(t)) {
+    return p.Error("hflip", "no transform can apply (every probability is 0 or every range neutral): "
+                            "copies would equal their sources");
+  }
 
-  o.png.compression_level = static_cast<int>(p.GetInt("png_level"));
-  if (o.png.compression_level < 0 || o.png.compression_level > 9) return p.Error("png_level", "must be within 0..9");
+  o.png.compressor = *ParsePngCompressor(p.GetString("png_compression"));  // the spec's choices
+  o.png.zlib_level = static_cast<int>(p.GetInt("png_level"));
+  if (o.png.zlib_level < 0 || o.png.zlib_level > 9) return p.Error("png_level", "must be within 0..9");
+  o.png.zlib_strategy = 0;  // the zlib back end writes what augment wrote before (libpng, default strategy)
   Result<int> filter = ParsePngFilterList(p.GetString("png_filter"));
   if (!filter.ok()) return p.Error("png_filter", filter.status().message());
   o.png.filters = *filter;
@@ -381,9 +440,12 @@ void RegisterAugment(Registry* registry) {
       {"noise", ParamType::kObject, "{p: 0.2, sigma: [0.005, 0.02]}", false,
        "additive Gaussian noise, sigma a fraction of the full range", {}},
       {"blur", ParamType::kObject, "{p: 0.2, sigma: [0.5, 1.0]}", false, "Gaussian blur, sigma in pixels", {}},
-      {"png_level", ParamType::kInt, "1", false, "zlib level 0..9 for PNG copies (as convert)", {}},
+      {"png_compression", ParamType::kString, "fast", false,
+       "PNG deflate back end for PNG copies: fast (ISA-L), small (libdeflate), zlib (as libpng)",
+       {"fast", "small", "zlib"}},
+      {"png_level", ParamType::kInt, "1", false, "png_compression zlib only: level 0..9 for PNG copies", {}},
       {"png_filter", ParamType::kString, "none", false,
-       "libpng filters for PNG copies, comma-separated: none, sub, up, avg, paeth, all", {}},
+       "PNG filters for PNG copies, comma-separated: none, sub, up, avg, paeth, all", {}},
       {"jpeg_quality", ParamType::kInt, "95", false, "1..100 for JPEG copies", {}},
   };
   registry->Add(StageKind{std::move(spec), MakeAugment});

@@ -431,5 +431,107 @@ TEST_F(AugmentStageTest, SixteenBitAndColourKeepTheirFormat) {
   EXPECT_TRUE(SamePixels(c, want_c));
 }
 
+// A stage counter from the stage's report.json, 0 when absent.
+int64_t ReportCounter(const fs::path& stage_dir, const std::string& key) {
+  const std::string report = testing::ReadText(stage_dir / "report.json");
+  const size_t at = report.find("\"" + key + "\": ");
+  return at == std::string::npos ? 0 : std::stoll(report.substr(at + key.size() + 4));
+}
+
+TEST_F(AugmentStageTest, JpegStaysJpegAtItsQualityPngStaysPng) {
+  // Make the first train image a JPEG.
+  cv::Mat src = RandomImage(64, 64, CV_8UC1, 21);
+  cv::GaussianBlur(src, src, cv::Size(9, 9), 3);
+  ASSERT_TRUE(cv::imwrite((dir_ / "data/images/P0001_001.jpg").string(), src));
+  fs::remove(dir_ / "data/images/P0001_001.png");
+  std::string boxes = testing::ReadText(dir_ / "data/boxes.json");
+  boxes.replace(boxes.find("P0001_001.png"), 13, "P0001_001.jpg");
+  testing::WriteText(dir_ / "data/boxes.json", boxes);
+
+  std::map<int, size_t> jpeg_size;
+  for (int quality : {50, 95}) {
+    ASSERT_EQ(Run(fmt::format("{{copies: 2, jpeg_quality: {}}}", quality)).summary.exit_code, 0);
+    for (int k = 1; k <= 2; ++k) {
+      const std::string jpg = testing::ReadText(dir_ / fmt::format("work/aug/images/P0001_001_aug{}.jpg", k));
+      ASSERT_GT(jpg.size(), 3u);
+      EXPECT_EQ(jpg.substr(0, 3), "\xFF\xD8\xFF") << "a JPEG source gives JPEG copies";
+      cv::Mat d = cv::imread((dir_ / fmt::format("work/aug/images/P0001_001_aug{}.jpg", k)).string(),
+                             cv::IMREAD_UNCHANGED);
+      EXPECT_EQ(d.type(), CV_8UC1);
+      EXPECT_EQ(d.cols, 64);
+      jpeg_size[quality] += jpg.size();
+      const std::string png = testing::ReadText(dir_ / fmt::format("work/aug/images/P0001_003_aug{}.png", k));
+      EXPECT_EQ(png.substr(0, 8), "\x89PNG\r\n\x1a\n") << "a PNG source gives PNG copies";
+    }
+    Dataset ds = Output();
+    EXPECT_EQ(std::count_if(ds.images.begin(), ds.images.end(),
+                            [](const Image& i) { return i.file_name.find("P0001_001_aug") != std::string::npos; }),
+              2);
+  }
+  EXPECT_LT(jpeg_size[50], jpeg_size[95]) << "jpeg_quality reaches the encoder";
+}
+
+TEST_F(AugmentStageTest, EveryCopyDiffersFromItsSourceAndRedrawsAreCounted) {
+  // Rotation only, rarely drawn: most first draws are the identity.
+  const std::string rare =
+      "{copies: 6, hflip: 0, rotate: {p: 0.15, degrees: 20}, scale: {p: 0}, translate: {p: 0}, brightness: {p: 0}, "
+      "contrast: {p: 0}, gamma: {p: 0}, noise: {p: 0}, blur: {p: 0}}";
+  // One train image is black: no rotation changes it, so its copies stay
+  // equal to it after the last redraw, and are reported.
+  ASSERT_TRUE(cv::imwrite((dir_ / "data/images/P0002_001.png").string(), cv::Mat::zeros(64, 64, CV_8UC1)));
+  testing::RunResult r = Run(rare);
+  ASSERT_EQ(r.summary.exit_code, 0);
+  int compared = 0;
+  for (const char* stem : {"P0001_001", "P0001_003", "P0002_003"}) {
+    cv::Mat src = cv::imread((dir_ / "data/images" / (std::string(stem) + ".png")).string(), cv::IMREAD_UNCHANGED);
+    for (int k = 1; k <= 6; ++k) {
+      cv::Mat copy = cv::imread((dir_ / fmt::format("work/aug/images/{}_aug{}.png", stem, k)).string(),
+                                cv::IMREAD_UNCHANGED);
+      ASSERT_FALSE(copy.empty());
+      EXPECT_FALSE(SamePixels(src, copy)) << stem << " copy " << k;
+      ++compared;
+    }
+  }
+  EXPECT_EQ(compared, 18);
+  // With p = 0.15 per draw, 24 copies need far more than 24 draws.
+  EXPECT_GT(ReportCounter(dir_ / "work/aug", "redraws"), 24);
+  EXPECT_EQ(ReportCounter(dir_ / "work/aug", "copies_equal_to_source"), 6);
+  // The recorded transforms are the ones applied: none is "none" for the
+  // images that could change.
+  for (const Image& img : Output().images) {
+    if (!img.origin.empty() && img.file_name.find("P0002_001") == std::string::npos) {
+      EXPECT_NE(img.origin.transform, "none") << img.file_name;
+    }
+  }
+  // Same bytes on a second run in another folder, whatever the thread count.
+  TempDir other;
+  MakeData(other.path());
+  ASSERT_TRUE(cv::imwrite((other / "data/images/P0002_001.png").string(), cv::Mat::zeros(64, 64, CV_8UC1)));
+  ASSERT_EQ(RunIn(other.path(), rare, 1, 1).summary.exit_code, 0);
+  EXPECT_EQ(testing::ReadText(dir_ / "work/aug/images/P0001_001_aug3.png"),
+            testing::ReadText(other / "work/aug/images/P0001_001_aug3.png"));
+}
+
+TEST_F(AugmentStageTest, NoPossibleTransformIsAConfigError) {
+  EXPECT_THROW(Run("{hflip: 0, rotate: {p: 0}, scale: {p: 0}, translate: {p: 0}, brightness: {p: 0}, "
+                   "contrast: {p: 0}, gamma: {p: 0}, noise: {p: 0}, blur: {p: 0}}"),
+               std::runtime_error);
+  EXPECT_THROW(Run("{png_compression: isal}"), std::runtime_error);
+}
+
+TEST_F(AugmentStageTest, PngCompressionChoosesTheBackEndNotThePixels) {
+  std::map<std::string, std::string> bytes;
+  for (const std::string comp : {"fast", "small", "zlib"}) {
+    ASSERT_EQ(Run("{png_compression: " + comp + "}").summary.exit_code, 0);
+    bytes[comp] = testing::ReadText(dir_ / "work/aug/images/P0001_001_aug1.png");
+    cv::Mat copy = cv::imread((dir_ / "work/aug/images/P0001_001_aug1.png").string(), cv::IMREAD_UNCHANGED);
+    static cv::Mat first;
+    if (first.empty()) first = copy;
+    EXPECT_TRUE(SamePixels(first, copy)) << comp;
+  }
+  EXPECT_NE(bytes["fast"], bytes["small"]);
+  EXPECT_NE(bytes["fast"], bytes["zlib"]);
+}
+
 }  // namespace
 }  // namespace medpipe

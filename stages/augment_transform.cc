@@ -75,9 +75,16 @@ std::string CopyPlan::Describe() const {
   return s.empty() ? "none" : s;
 }
 
-CopyPlan SamplePlan(const AugmentTransforms& t, uint64_t seed, std::string_view file_name, int copy) {
+bool CanTransform(const AugmentTransforms& t) {
+  auto can = [](const RandomRange& r, double neutral) { return r.p > 0 && !(r.lo == neutral && r.hi == neutral); };
+  return t.hflip > 0 || can(t.rotate, 0) || can(t.scale, 1) || can(t.translate, 0) || can(t.brightness, 0) ||
+         can(t.contrast, 1) || can(t.gamma, 1) || can(t.noise, 0) || can(t.blur, 0);
+}
+
+CopyPlan SamplePlan(const AugmentTransforms& t, uint64_t seed, std::string_view file_name, int copy, int redraw) {
   Hasher h;
   h.Field("augment").Field(std::to_string(seed)).Field(file_name).Field(std::to_string(copy));
+  if (redraw > 0) h.Field("redraw").Field(std::to_string(redraw));
   const std::string hex = h.HexDigest();
   std::mt19937_64 rng(std::strtoull(hex.substr(0, 16).c_str(), nullptr, 16));
 

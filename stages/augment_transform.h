@@ -67,7 +67,16 @@ struct CopyPlan {
 // implementation-defined). Every transform draws the same number of values
 // whether applied or not, so changing one probability leaves the others'
 // values alone.
-CopyPlan SamplePlan(const AugmentTransforms& t, uint64_t seed, std::string_view file_name, int copy);
+//
+// `redraw` > 0 draws again for the same copy (the augment stage redraws a
+// copy whose pixels came out equal to its source); redraw 0 is the first
+// draw, unchanged from before redraws existed.
+CopyPlan SamplePlan(const AugmentTransforms& t, uint64_t seed, std::string_view file_name, int copy,
+                    int redraw = 0);
+
+// True when some transform can apply: a probability above 0 (and, for the
+// ranged ones, a range that is not only the neutral value).
+bool CanTransform(const AugmentTransforms& t);
 
 // The copy's affine map in continuous (box) coordinates of a width x height
 // image: flip, then rotate and scale about the centre, then translate.

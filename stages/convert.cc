@@ -99,8 +99,15 @@ std::string PayloadOf(const DicomMeta& m, const std::string& patient_id, const s
   w.StartObject();
   WriteDicomMeta(w, m, patient_id);
   if (std::isfinite(m.pixel_spacing_row) && std::isfinite(m.pixel_spacing_col)) {
+    // The spacing of the written pixels: a resize from 512 to 256 doubles
+    // it. Every frame of a file has the same output size.
+    double row = m.pixel_spacing_row, col = m.pixel_spacing_col;
+    if (!frames.empty() && m.rows > 0 && m.cols > 0 && frames[0].height > 0 && frames[0].width > 0) {
+      row *= static_cast<double>(m.rows) / frames[0].height;
+      col *= static_cast<double>(m.cols) / frames[0].width;
+    }
     w.Key("pixel_spacing");
-    w.String(fmt::format("{}/{}", m.pixel_spacing_row, m.pixel_spacing_col));
+    w.String(fmt::format("{}/{}", row, col));
   }
   w.Key("frames");
   w.StartArray();

@@ -9,7 +9,6 @@
 #pragma once
 
 #include <fmt/format.h>
-#include <png.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -22,6 +21,7 @@
 
 #include "dicom/convert.h"
 #include "graph/params.h"
+#include "image/png.h"
 #include "util/hash.h"
 
 namespace medpipe {
@@ -44,10 +44,13 @@ inline std::vector<ParamSpec> ConvertParamSpecs(const std::string& thickness_def
        {"linear", "linear_exact", "sigmoid"}},
       {"bit_depth", ParamType::kInt, "8", false, "8 or 16 bits per sample (16: png only)", {}},
       {"format", ParamType::kString, "png", false, "output format", {"png", "jpeg"}},
-      {"png_level", ParamType::kInt, "1", false, "zlib level 0..9 (Pillow's default is 6)", {}},
+      {"png_compression", ParamType::kString, "fast", false,
+       "PNG deflate back end: fast (ISA-L), small (libdeflate, Pillow's size or less), zlib (as libpng)",
+       {"fast", "small", "zlib"}},
+      {"png_level", ParamType::kInt, "1", false, "png_compression zlib only: level 0..9 (Pillow's is 6)", {}},
       {"png_filter", ParamType::kString, "none", false,
-       "libpng filters, comma-separated: none, sub, up, avg, paeth, all (Pillow: 'none,sub,up,paeth')", {}},
-      {"png_strategy", ParamType::kString, "rle", false, "zlib strategy (Pillow: default)",
+       "PNG filters, comma-separated: none, sub, up, avg, paeth, all (Pillow: 'none,sub,up,paeth')", {}},
+      {"png_strategy", ParamType::kString, "rle", false, "png_compression zlib only: zlib strategy (Pillow: default)",
        {"default", "filtered", "huffman", "rle"}},
       {"jpeg_quality", ParamType::kInt, "95", false, "1..100", {}},
       {"resize_width", ParamType::kInt, "0", false, "output width (0: keep, or keep the aspect ratio)", {}},
@@ -61,28 +64,6 @@ inline std::vector<ParamSpec> ConvertParamSpecs(const std::string& thickness_def
   };
 }
 
-// "none", "sub,up", "all": the libpng filter mask.
-inline Result<int> ParsePngFilterList(const std::string& text) {
-  static const std::map<std::string, int> kMasks = {{"none", PNG_FILTER_NONE}, {"sub", PNG_FILTER_SUB},
-                                                     {"up", PNG_FILTER_UP},     {"avg", PNG_FILTER_AVG},
-                                                     {"paeth", PNG_FILTER_PAETH}, {"all", PNG_ALL_FILTERS}};
-  int mask = 0;
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t comma = std::min(text.find(',', start), text.size());
-    std::string name = text.substr(start, comma - start);
-    name.erase(0, name.find_first_not_of(' '));
-    name.erase(name.find_last_not_of(' ') + 1);
-    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
-    auto it = kMasks.find(name);
-    if (it == kMasks.end()) return Status::Invalid("'" + name + "' is not none, sub, up, avg, paeth or all");
-    mask |= it->second;
-    start = comma + 1;
-  }
-  if (mask == 0) return Status::Invalid("name at least one filter");
-  return mask;
-}
-
 // Parses the conversion params of a stage declared with ConvertParamSpecs.
 // A bad value is a config error located at its param.
 inline Result<ConvertParams> ParseConvertParams(const Params& p) {
@@ -93,6 +74,7 @@ inline Result<ConvertParams> ParseConvertParams(const Params& p) {
   c.voi_function = p.GetString("voi_function");
   c.bit_depth = static_cast<int>(p.GetInt("bit_depth"));
   c.format = p.GetString("format");
+  c.png_compression = *ParsePngCompressor(p.GetString("png_compression"));  // the spec's choices
   c.png_level = static_cast<int>(p.GetInt("png_level"));
   Result<int> filter = ParsePngFilterList(p.GetString("png_filter"));
   if (!filter.ok()) return p.Error("png_filter", filter.status().message());

@@ -180,38 +180,55 @@ TEST(ConvertLibrary, EveryTestFileConvertsOrFailsWithAReason) {
   EXPECT_EQ(ConvertDicomFile("/nonexistent.dcm", {}, nullptr).status().code(), Status::Code::kNotFound);
 }
 
+// Both monochrome renderers, explicitly: the lookup-table fast path
+// (Renderer::kAuto takes it where it applies) and DicomImage.
 TEST(ConvertLibrary, EightBitEqualsDcm2pnmPixelForPixel) {
   TempDir tmp;
-  int compared = 0, mono = 0, color = 0;
-  for (const auto& f : AllTestDicoms()) {
-    SCOPED_TRACE(f.string());
-    DicomMeta meta;
-    // The min-max window of each file, then fixed windows: brain and a wide one.
-    Result<std::vector<EncodedFrame>> mm = ConvertDicomFile(f, Window("minmax"), &meta);
-    if (!mm.ok()) continue;
-    std::vector<std::string> windows = {"40/80", "600/2800"};
-    if (mm->front().window != "color") windows.push_back(mm->front().window);
-    for (const auto& w : windows) {
-      ConvertOptions o = Window(w);
-      o.frames = {0};
-      Result<std::vector<EncodedFrame>> ours = ConvertDicomFile(f, o, nullptr);
-      ASSERT_TRUE(ours.ok()) << ours.status().ToString();
-      std::string ref = Dcm2pnm(f, meta, ours->front().window == "color" ? "" : w, 8, tmp.path());
-      if (ref.empty()) continue;  // the tool cannot read it: not a file both can read
-      Decoded a = MustDecode(ours->front().bytes), b = MustDecode(ref);
-      ASSERT_EQ(a.width, b.width);
-      ASSERT_EQ(a.height, b.height);
-      ASSERT_EQ(a.channels, b.channels);
-      ASSERT_EQ(a.bit_depth, 8);
-      ASSERT_EQ(b.bit_depth, 8);
-      EXPECT_TRUE(a.pixels == b.pixels) << "window " << w << " differs from " << ToolFor(meta);
-      ++compared;
-      (a.channels == 1 ? mono : color)++;
+  for (ConvertOptions::Renderer renderer : {ConvertOptions::Renderer::kAuto, ConvertOptions::Renderer::kDicomImage}) {
+    const bool table_allowed = renderer == ConvertOptions::Renderer::kAuto;
+    SCOPED_TRACE(table_allowed ? "renderer auto (lookup table where it applies)" : "renderer DicomImage");
+    int compared = 0, mono = 0, color = 0, by_table = 0;
+    for (const auto& f : AllTestDicoms()) {
+      SCOPED_TRACE(f.string());
+      DicomMeta meta;
+      // The min-max window of each file, then fixed windows: brain and a wide one.
+      Result<std::vector<EncodedFrame>> mm = ConvertDicomFile(f, Window("minmax"), &meta);
+      if (!mm.ok()) continue;
+      std::vector<std::string> windows = {"40/80", "600/2800"};
+      if (mm->front().window != "color") windows.push_back(mm->front().window);
+      for (const auto& w : windows) {
+        ConvertOptions o = Window(w);
+        o.frames = {0};
+        o.renderer = renderer;
+        Result<std::vector<EncodedFrame>> ours = ConvertDicomFile(f, o, nullptr);
+        ASSERT_TRUE(ours.ok()) << ours.status().ToString();
+        if (!table_allowed) {
+          EXPECT_FALSE(ours->front().fast_path);
+        }
+        std::string ref = Dcm2pnm(f, meta, ours->front().window == "color" ? "" : w, 8, tmp.path());
+        if (ref.empty()) continue;  // the tool cannot read it: not a file both can read
+        Decoded a = MustDecode(ours->front().bytes), b = MustDecode(ref);
+        ASSERT_EQ(a.width, b.width);
+        ASSERT_EQ(a.height, b.height);
+        ASSERT_EQ(a.channels, b.channels);
+        ASSERT_EQ(a.bit_depth, 8);
+        ASSERT_EQ(b.bit_depth, 8);
+        EXPECT_TRUE(a.pixels == b.pixels) << "window " << w << " differs from " << ToolFor(meta)
+                                          << (ours->front().fast_path ? " (lookup table)" : " (DicomImage)");
+        ++compared;
+        (a.channels == 1 ? mono : color)++;
+        by_table += ours->front().fast_path;
+      }
+    }
+    EXPECT_GE(mono, 60);
+    EXPECT_GE(color, 20);
+    EXPECT_GE(compared, 100);
+    if (table_allowed) {
+      EXPECT_GE(by_table, 40) << "the lookup table should render most monochrome files";
+    } else {
+      EXPECT_EQ(by_table, 0);
     }
   }
-  EXPECT_GE(mono, 60);
-  EXPECT_GE(color, 20);
-  EXPECT_GE(compared, 100);
 }
 
 TEST(ConvertLibrary, SixteenBitEqualsDcm2pnm) {
