@@ -3,12 +3,17 @@
 // validation labels (shared/data/public/labels_ct_rate, key AccessionNo).
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <rapidjson/document.h>
 
+#include <chrono>
 #include <set>
+#include <thread>
 #include <sstream>
 
 #include "dataset/coco_io.h"
+#include "runner/checkpoint.h"
 #include "tests/test_util.h"
 
 namespace medpipe {
@@ -138,6 +143,36 @@ TEST(CtPrepStage, SameBytesForOneAndTwoThreads) {
   auto sb = testing::Snapshot(b / "work");
   EXPECT_GT(sa.size(), 20u);
   EXPECT_TRUE(sa == sb);
+}
+
+TEST(CtPrepStage, KillNineMidStageResumesByteIdentically) {
+  TempDir ref, run;
+  Generate(ref / "data", 8);
+  Generate(run / "data", 8);
+  testing::WriteText(ref / "pipeline.yaml", kPipeline);
+  testing::WriteText(run / "pipeline.yaml", kPipeline);
+  auto full = testing::RunProcess({testing::MedpipeBinary(), "run", (ref / "pipeline.yaml").string(), "--threads", "2"});
+  ASSERT_EQ(full.exit_code, 0) << full.err;
+  pid_t pid = testing::SpawnProcess({testing::MedpipeBinary(), "run", (run / "pipeline.yaml").string(), "--threads", "2"},
+                                    {"MEDPIPE_DEBUG_ITEM_DELAY_MS=40"});
+  bool hit = false;
+  for (int i = 0; i < 20000 && !hit; ++i) {
+    hit = testing::JournalLines(run / "work/prep") >= 4;
+    int status;
+    if (!hit && ::waitpid(pid, &status, WNOHANG) == pid) break;
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  ::kill(pid, SIGKILL);
+  testing::WaitProcess(pid);
+  ASSERT_TRUE(hit) << "the run ended before the kill point";
+  size_t journaled = testing::JournalLines(run / "work/prep");
+  EXPECT_FALSE(ReadCommit(run / "work/prep").ok());
+  auto again = testing::RunProcess({testing::MedpipeBinary(), "run", (run / "pipeline.yaml").string(), "--threads", "2"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_TRUE(testing::Snapshot(ref / "work") == testing::Snapshot(run / "work"));
+  Result<CommitRecord> commit = ReadCommit(run / "work/prep");
+  ASSERT_TRUE(commit.ok());
+  EXPECT_GE(commit->items.resumed, static_cast<int64_t>(journaled));
 }
 
 TEST(CtPrepStage, RealCtRateLabelsJoinByAccessionNo) {

@@ -114,6 +114,51 @@ std::vector<int> StratifyGroups(const MultiLabelItems& items, const std::vector<
     }
     assign(g, static_cast<int>(best));
   }
+
+  // Repair: a (bin, label) pair left without positives although the label
+  // has a positive group for every bin happens when the label's groups were
+  // all placed in the passes of rarer labels. A held-out part without a
+  // single positive of a label is worse for training than a share slightly
+  // off, so groups are moved into such bins while a move fills more empty
+  // pairs than it empties (the net gain, then the smaller group, then the
+  // seeded hash decide between candidates). Each move lowers the number of
+  // empty pairs, so this ends.
+  std::vector<std::vector<int64_t>> groups_in(B, std::vector<int64_t>(L, 0));
+  for (size_t g = 0; g < G; ++g) {
+    for (auto [l, n] : pos[g]) ++groups_in[static_cast<size_t>(bin[g])][l];
+  }
+  auto gain = [&](uint32_t g, size_t to) {
+    const size_t from = static_cast<size_t>(bin[g]);
+    int64_t filled = 0, emptied = 0;
+    for (auto [l, n] : pos[g]) {
+      if (groups_of[l].size() < B) continue;  // its empty pairs are unavoidable anyway
+      filled += groups_in[to][l] == 0;
+      emptied += groups_in[from][l] == 1;
+    }
+    return filled - emptied;
+  };
+  for (bool moved = true; moved;) {
+    moved = false;
+    for (size_t l = 0; l < L; ++l) {
+      if (groups_of[l].size() < B) continue;
+      for (size_t b = 0; b < B; ++b) {
+        if (groups_in[b][l] > 0) continue;
+        int64_t best = -1, best_gain = 0;
+        for (uint32_t g : groups_of[l]) {
+          int64_t gn = gain(g, b);
+          if (gn <= 0) continue;
+          if (best < 0 || gn > best_gain ||
+              (gn == best_gain && (size[g] < size[best] || (size[g] == size[best] && tie[g] < tie[best])))) {
+            best = g, best_gain = gn;
+          }
+        }
+        if (best < 0) continue;
+        for (auto [ll, n] : pos[best]) --groups_in[static_cast<size_t>(bin[best])][ll], ++groups_in[b][ll];
+        bin[best] = static_cast<int>(b);
+        moved = true;
+      }
+    }
+  }
   return bin;
 }
 

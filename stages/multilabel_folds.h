@@ -12,7 +12,9 @@
 // of that label, ties to the bin that wants the most items, then by the
 // seeded hash. A group's assignment lowers every bin want of all its labels.
 // Groups with no positives at all go last, largest first, to the bin that
-// wants the most items. Hand-written because no C++ library packaged for
+// wants the most items. Last, a (bin, label) pair left without positives
+// where the label has a positive group per bin gets one moved in from a bin
+// with two or more (see the .cc). Hand-written because no C++ library packaged for
 // Debian implements it (scikit-multilearn and iterstrat are Python and work
 // on examples, not groups).
 #pragma once
