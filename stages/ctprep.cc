@@ -348,14 +348,22 @@ Result<std::string> CtPrepStage::PrepareOne(const Source& s, const Metadata* met
   }
   PrepOptions po = o_.prep;
   po.keep_hu = o_.nifti_output;
-  PrepResult r = PrepareCt(std::move(v), slope, intercept, po);
+  StreamOutputs want;
+  want.npy = !o_.slices;
+  want.dtype = o_.dtype;
+  want.preview_slices = o_.preview_slices;
+  if (o_.slices) {
+    want.select_slices = [](int nz, const void* arg) { return SelectSlices(*static_cast<const CtPrepOptions*>(arg), nz); };
+    want.select_arg = &o_;
+  }
+  MEDPIPE_ASSIGN_OR_RETURN(StreamResult r, PrepareCtStreaming(std::move(v), slope, intercept, po, want));
 
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
   w.StartObject();
   w.Key("shape");
   w.StartArray();
-  for (int d : {r.tensor.channels, r.tensor.nz, r.tensor.ny, r.tensor.nx}) w.Int(d);
+  for (int d : {r.channels, r.nz, r.ny, r.nx}) w.Int(d);
   w.EndArray();
   WriteTriple(w, "spacing_before", r.spacing_before);
   WriteTriple(w, "spacing_after", r.spacing_after);
@@ -363,13 +371,11 @@ Result<std::string> CtPrepStage::PrepareOne(const Source& s, const Metadata* met
   w.Double(r.hu.min);
   w.Key("hu_max");
   w.Double(r.hu.max);
-  const float lo = o_.prep.symmetric ? -1.0f : 0.0f;
   if (o_.slices) {
     w.Key("slices");
     w.StartArray();
-    for (int z : SelectSlices(o_, r.tensor.nz)) {
+    for (const auto& [z, png] : r.slice_pngs) {
       std::string file = fmt::format("slices/{}_z{:04d}.png", s.name, z);
-      MEDPIPE_ASSIGN_OR_RETURN(std::string png, SlicePng(r.tensor, z, lo, 1.0f));
       MEDPIPE_RETURN_IF_ERROR(out.WriteFile(file, png));
       w.StartObject();
       w.Key("file");
@@ -381,7 +387,7 @@ Result<std::string> CtPrepStage::PrepareOne(const Source& s, const Metadata* met
     w.EndArray();
   } else {
     std::string file = "volumes/" + s.name + ".npy";
-    MEDPIPE_RETURN_IF_ERROR(out.WriteFile(file, NpyBytes(r.tensor, o_.dtype)));
+    MEDPIPE_RETURN_IF_ERROR(out.WriteFile(file, r.npy));
     w.Key("npy");
     w.String(file);
   }
@@ -392,10 +398,9 @@ Result<std::string> CtPrepStage::PrepareOne(const Source& s, const Metadata* met
     w.Key("nifti");
     w.String(file);
   }
-  if (o_.preview_slices > 0) {
+  if (!r.preview_png.empty()) {
     std::string file = "previews/" + s.name + ".png";
-    MEDPIPE_ASSIGN_OR_RETURN(std::string png, PreviewStrip(r.tensor, o_.preview_slices, lo, 1.0f));
-    MEDPIPE_RETURN_IF_ERROR(out.WriteFile(file, png));
+    MEDPIPE_RETURN_IF_ERROR(out.WriteFile(file, r.preview_png));
     w.Key("preview");
     w.String(file);
   }

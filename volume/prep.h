@@ -40,7 +40,34 @@ struct PrepResult {
   Volume hu_volume;  // only with keep_hu
 };
 
-// Consumes `stored` (its memory is reused where it can be).
+// Consumes `stored` (its memory is reused where it can be). Holds the whole
+// float32 tensor: for tests and small volumes; ctprep streams instead.
 PrepResult PrepareCt(Volume stored, double slope, double intercept, const PrepOptions& o);
+
+// What PrepareCtStreaming renders, beside the .npy.
+struct StreamOutputs {
+  bool npy = true;
+  NpyType dtype = NpyType::kFloat16;
+  int preview_slices = 0;                     // PreviewStrip of this many slices; 0: none
+  std::vector<int> (*select_slices)(int nz, const void* arg) = nullptr;  // PNG slices (SlicePng); null: none
+  const void* select_arg = nullptr;
+};
+
+struct StreamResult {
+  HuStats hu;
+  std::array<double, 3> spacing_before{}, spacing_after{};
+  int channels = 0, nz = 0, ny = 0, nx = 0;
+  std::string npy;                                   // NpyBytes of the tensor
+  std::string preview_png;                           // PreviewStrip of the tensor
+  std::vector<std::pair<int, std::string>> slice_pngs;  // (z, SlicePng)
+  Volume hu_volume;                                  // only with keep_hu
+};
+
+// PrepareCt's result rendered as files, computed one output slice at a time
+// so the float32 tensor is never held: memory is the input volume, the .npy
+// bytes and a few slices (plus the HU volume with keep_hu). Its bytes equal
+// NpyBytes, PreviewStrip and SlicePng of PrepareCt's tensor.
+Result<StreamResult> PrepareCtStreaming(Volume stored, double slope, double intercept, const PrepOptions& o,
+                                        const StreamOutputs& want);
 
 }  // namespace medpipe

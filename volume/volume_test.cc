@@ -215,6 +215,37 @@ raw.astype('<f4').flatten(order='F').tofile('{0}/ref.f32')
   EXPECT_FALSE(ReadNifti(dir / "ref.py").ok());
 }
 
+// The streaming path ctprep uses gives the bytes of the whole-tensor one.
+TEST(VolumeOps, StreamingEqualsWholeTensor) {
+  Volume v = Make(30, 26, 14, {0.8, 0.7, 2.0}, [](int x, int y, int z) {
+    return static_cast<float>(1024 + 600 * std::sin(x * 0.4) + 300 * std::cos(y * 0.3) + 40 * z - 900);
+  });
+  PrepOptions o;
+  o.hu_lo = -1000, o.hu_hi = 400;
+  o.spacing = std::array<double, 3>{0.6, 0.9, 1.5};
+  o.shape = std::array<int, 3>{36, 16, 21};  // pad x and z, crop y
+  o.windows = {*ParseWindow("lung"), *ParseWindow("mediastinum"), *ParseWindow("bone")};
+  o.clahe = true;
+  o.keep_hu = true;
+  for (bool symmetric : {false, true}) {
+    o.symmetric = symmetric;
+    PrepResult whole = PrepareCt(v, 1, -1024, o);
+    StreamOutputs want;
+    want.preview_slices = 4;
+    want.select_slices = [](int nz, const void*) { return std::vector<int>{0, nz / 2, nz - 1}; };
+    Result<StreamResult> s = PrepareCtStreaming(v, 1, -1024, o, want);
+    ASSERT_TRUE(s.ok());
+    EXPECT_EQ(s->npy, NpyBytes(whole.tensor, NpyType::kFloat16));
+    const float lo = symmetric ? -1.0f : 0.0f;
+    EXPECT_EQ(s->preview_png, *PreviewStrip(whole.tensor, 4, lo, 1.0f));
+    ASSERT_EQ(s->slice_pngs.size(), 3u);
+    EXPECT_EQ(s->slice_pngs[2].first, 20);
+    EXPECT_EQ(s->slice_pngs[2].second, *SlicePng(whole.tensor, 20, lo, 1.0f));
+    EXPECT_EQ(s->hu_volume.data, whole.hu_volume.data);
+    EXPECT_EQ(s->spacing_after, whole.spacing_after);
+  }
+}
+
 TEST(VolumeIo, NpyLoadsInNumpy) {
   TempDir dir;
   Volume v = Make(6, 5, 4, {1, 1, 1}, [](int x, int y, int z) { return static_cast<float>(x * 60 + y * 10 + z * 80 - 1000); });
