@@ -212,6 +212,48 @@ stages:
   }
 }
 
+TEST(CtPrepStage, SlicesModeAndHoldout) {
+  TempDir dir;
+  Generate(dir / "data", 6);
+  auto r = RunPipeline(dir.path(), 2, R"(workdir: work
+seed: 5
+stages:
+  - id: prep
+    kind: ctprep
+    params:
+      volumes: data/volumes
+      labels_csv: data/labels.csv
+      windows: [lung, mediastinum, bone]
+      mode: slices
+      central_slices: 3
+  - id: split
+    kind: folds
+    inputs: [prep]
+    params: {mode: holdout, ratios: {train: 0.6, valid: 0.2, test: 0.2}}
+)");
+  ASSERT_EQ(r.summary.exit_code, 0) << r.Of("prep").reason << r.Of("split").reason;
+  Result<Dataset> ds = ReadCoco(dir / "work/prep/dataset.json");
+  ASSERT_TRUE(ds.ok());
+  auto counters = Counters(dir / "work/prep");
+  EXPECT_EQ(static_cast<int64_t>(ds->images.size()), 3 * counters["prepared"]);
+  std::set<int64_t> zs;
+  for (const Image& img : ds->images) {
+    zs.insert(std::get<int64_t>(img.attributes.at("slice")));
+    EXPECT_EQ(img.file_name.substr(0, 7), "slices/");
+    EXPECT_EQ(img.width, 32);
+  }
+  EXPECT_EQ(zs, (std::set<int64_t>{4, 5, 6}));  // the central 3 of 12
+  // Holdout: every slice of a patient in one split; weights from train.
+  Result<Dataset> split = ReadCoco(dir / "work/split/dataset.json");
+  ASSERT_TRUE(split.ok());
+  std::map<std::string, std::set<std::string>> where;
+  for (const Image& img : split->images) where[img.patient_id].insert(img.split);
+  for (const auto& [patient, splits] : where) EXPECT_EQ(splits.size(), 1u) << patient;
+  for (const char* f : {"holdout/train.csv", "holdout/valid.csv", "holdout/test.csv", "holdout/class_weights.json"}) {
+    EXPECT_TRUE(fs::exists(dir / "work/split" / f)) << f;
+  }
+}
+
 TEST(CtPrepStage, ConfigErrorsBeforeAnyWork) {
   TempDir dir;
   testing::WriteText(dir / "p.yaml", "workdir: work\nstages:\n  - id: prep\n    kind: ctprep\n    params:\n"
