@@ -131,7 +131,6 @@ class CtPrepStage : public Stage {
       }
       ++prepared;
       const Source& s = sources[i];
-      names.insert(s.name);
       Image base;
       std::smatch m;
       if (std::regex_search(s.name, m, o_.patient_regex) && m.size() > 1 && m[1].length() > 0) {
@@ -179,8 +178,10 @@ class CtPrepStage : public Stage {
         ds.images.push_back(std::move(base));
       }
     }
+    // Volumes that failed count as present: their rows are not orphans.
+    for (const Source& src : sources) names.insert(src.name);
     for (const auto& [name, positives] : labels) {
-      if (!names.count(name) && !std::binary_search(all_names_.begin(), all_names_.end(), name)) {
+      if (!names.count(name)) {
         ctx.Problem(o_.labels_csv.filename().string() + ":" + name, "a label row without a volume");
         ctx.Count("label_rows_without_volume");
       }
@@ -199,9 +200,6 @@ class CtPrepStage : public Stage {
   Result<std::string> PrepareOne(const Source& s, const Metadata* meta, ItemOutput& out) const;
 
   CtPrepOptions o_;
-  // Names of volumes that failed too, so their label rows are not reported
-  // as rows without a volume. Filled by FindSources before any item runs.
-  mutable std::vector<std::string> all_names_;
 };
 
 Result<std::vector<Source>> CtPrepStage::FindSources(StageContext& ctx) const {
@@ -251,8 +249,6 @@ Result<std::vector<Source>> CtPrepStage::FindSources(StageContext& ctx) const {
       add(Source{name, key, {}, std::move(series), h.HexDigest()});
     }
   }
-  all_names_.clear();
-  for (const auto& [name, where] : seen) all_names_.push_back(name);  // sorted: a std::map
   return out;
 }
 
