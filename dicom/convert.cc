@@ -372,6 +372,8 @@ bool LooksLikeDicom(std::string_view head) {
   return le == 0x0002 || le == 0x0008 || be == 0x0002 || be == 0x0008;
 }
 
+void EnsureDicomDecoders() { EnsureDcmtk(); }
+
 std::string Pseudonymize(const std::string& patient_id, const std::string& salt) {
   if (salt.empty() || patient_id.empty()) return patient_id;
   return HashBytes(salt + patient_id);

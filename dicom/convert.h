@@ -113,6 +113,11 @@ Status ValidateConvertOptions(const ConvertOptions& options);
 // "lung", "soft_tissue", "mediastinum", "liver".
 std::vector<std::string> WindowPresetNames();
 
+// Registers DCMTK's decoders (JPEG, JPEG-LS, RLE) once, silences its log and
+// tunes the heap, as every function here does first; for other libraries that
+// decode DICOM with DCMTK directly (volume/dicom_series). Thread-safe.
+void EnsureDicomDecoders();
+
 // Reads the header only (parsing stops before the pixel data, nothing is
 // decoded): for attribute filters before converting. A file that is not
 // DICOM, or whose header is corrupt or truncated, is kInvalid.

@@ -24,6 +24,12 @@ build/medpipe run configs/hemorrhage_v4.yaml
 build/medpipe status configs/hemorrhage_v4.yaml
 build/medpipe run examples/pipeline.yaml
 
+# CT-RATE training prep: volumes -> tensors, 5 patient-grouped folds, class weights.
+if [[ ! -f examples/data/ct_rate/labels.csv ]]; then
+  build/medpipe-ctvolgen --out examples/data/ct_rate --patients 16 --size 96 --slices 48 --dicom-patients 2 --seed 5
+fi
+build/medpipe run configs/ct_rate.yaml
+
 cat <<'MSG'
 
 outputs:
@@ -34,4 +40,6 @@ outputs:
   examples/work/hemorrhage_v4/checked/validation.json every check and its result
   examples/work/hemorrhage_v4/6class_coco/dataset.csv one row per image
   examples/work/<stage>/           the small example pipeline's stages
+  examples/work/ct_rate/folds/folds.csv, folds/fold_<k>/{train,val}.csv, class_weights.json
+                                   CT-RATE folds over examples/work/ct_rate/prep/volumes/*.npy
 MSG

@@ -12,6 +12,7 @@ packages=(
   libssl-dev libgtest-dev libgmock-dev libisal-dev libdeflate-dev
   python3 python3-pydicom python3-numpy python3-pil python3-botocore python3-opencv
   curl time orthanc orthanc-dicomweb
+  libnifti2-dev python3-nibabel python3-scipy python3-sklearn
 )
 
 missing=()

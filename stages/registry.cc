@@ -67,6 +67,8 @@ const Registry& BuiltinRegistry() {
     RegisterMerge(r);
     RegisterSplit(r);
     RegisterBalance(r);
+    RegisterCtPrep(r);
+    RegisterFolds(r);
     return r;
   }();
   return *registry;

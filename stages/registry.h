@@ -50,5 +50,7 @@ void RegisterAugment(Registry* registry);
 void RegisterMerge(Registry* registry);
 void RegisterSplit(Registry* registry);
 void RegisterBalance(Registry* registry);
+void RegisterCtPrep(Registry* registry);
+void RegisterFolds(Registry* registry);
 
 }  // namespace medpipe
