@@ -317,6 +317,8 @@ std::string Pseudonymize(const std::string& patient_id, const std::string& salt)
   return HashBytes(salt + patient_id);
 }
 
+void EnsureDcmtkCodecs() { EnsureDcmtk(); }
+
 Result<DicomMeta> ReadDicomMeta(const fs::path& file) {
   EnsureDcmtk();
   MEDPIPE_RETURN_IF_ERROR(CheckIsDicom(file));

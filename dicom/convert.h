@@ -99,6 +99,11 @@ Status ValidateConvertOptions(const ConvertOptions& options);
 // "lung", "soft_tissue", "mediastinum", "liver".
 std::vector<std::string> WindowPresetNames();
 
+// Registers DCMTK's decoders (JPEG, JPEG-LS, RLE) and colour support once,
+// thread-safely, and quiets its logger: for other DCMTK users in medpipe
+// (cine/) that decode pixel data themselves.
+void EnsureDcmtkCodecs();
+
 // Reads the header only (parsing stops before the pixel data, nothing is
 // decoded): for attribute filters before converting. A file that is not
 // DICOM, or whose header is corrupt or truncated, is kInvalid.

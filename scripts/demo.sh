@@ -24,6 +24,12 @@ build/medpipe run configs/hemorrhage_v4.yaml
 build/medpipe status configs/hemorrhage_v4.yaml
 build/medpipe run examples/pipeline.yaml
 
+# The echo-quality dataset (configs/echo_quality.yaml) on synthetic cines.
+if [[ ! -f examples/data/echo/results/inference_output/summary.json ]]; then
+  build/medpipe-echogen --out examples/data/echo --patients 24 --clips 4 --seed 21
+fi
+build/medpipe run configs/echo_quality.yaml
+
 cat <<'MSG'
 
 outputs:
@@ -34,4 +40,6 @@ outputs:
   examples/work/hemorrhage_v4/checked/validation.json every check and its result
   examples/work/hemorrhage_v4/6class_coco/dataset.csv one row per image
   examples/work/<stage>/           the small example pipeline's stages
+  examples/work/echo_quality/dataset/echo_annotations_enhanced.csv
+                                   the echo-quality layout and CSV (+ per-split CSVs)
 MSG

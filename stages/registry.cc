@@ -67,6 +67,10 @@ const Registry& BuiltinRegistry() {
     RegisterMerge(r);
     RegisterSplit(r);
     RegisterBalance(r);
+    RegisterInferenceResults(r);
+    RegisterSelect(r);
+    RegisterDegrade(r);
+    RegisterEchoExport(r);
     return r;
   }();
   return *registry;

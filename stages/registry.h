@@ -50,5 +50,9 @@ void RegisterAugment(Registry* registry);
 void RegisterMerge(Registry* registry);
 void RegisterSplit(Registry* registry);
 void RegisterBalance(Registry* registry);
+void RegisterInferenceResults(Registry* registry);
+void RegisterSelect(Registry* registry);
+void RegisterDegrade(Registry* registry);
+void RegisterEchoExport(Registry* registry);
 
 }  // namespace medpipe
