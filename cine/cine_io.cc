@@ -5,6 +5,7 @@
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcostrmb.h>
+#include <dcmtk/dcmdata/dcpixel.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/dcmimgle/dcmimage.h>
 #include <fmt/format.h>
@@ -69,6 +70,58 @@ const DcmTagKey kDeepValueTransforms[] = {
     DCM_WindowCenter,     DCM_WindowWidth,  DCM_VOILUTSequence, DCM_VOILUTFunction,
 };
 
+// The fast path for what ultrasound cines mostly are: 8-bit MONOCHROME2 or
+// interleaved RGB without a modality transform, uncompressed or losslessly
+// compressed (RLE, JPEG lossless, JPEG-LS). Their stored values are the
+// display values DicomImage would render, so the frames are copied straight
+// from the (decompressed) pixel data, skipping DicomImage's planar copy and
+// output conversion (a fifth of the degrade stage's CPU time on 256x256 RGB).
+// Leaves `cine->frames` empty when the file is anything else; fails only
+// when the pixel data is short or cannot be decompressed.
+Status ReadPlainFrames(DcmDataset* ds, Cine* cine) {
+  Uint16 bits_allocated = 0, bits_stored = 0, pixel_rep = 0, samples = 0, planar = 0, rows = 0, cols = 0;
+  ds->findAndGetUint16(DCM_BitsAllocated, bits_allocated);
+  ds->findAndGetUint16(DCM_BitsStored, bits_stored);
+  ds->findAndGetUint16(DCM_PixelRepresentation, pixel_rep);
+  ds->findAndGetUint16(DCM_SamplesPerPixel, samples);
+  ds->findAndGetUint16(DCM_PlanarConfiguration, planar);
+  ds->findAndGetUint16(DCM_Rows, rows);
+  ds->findAndGetUint16(DCM_Columns, cols);
+  const std::string& pi = cine->source_photometric;
+  const bool plain = bits_allocated == 8 && bits_stored == 8 && pixel_rep == 0 && rows > 0 && cols > 0 &&
+                     ((pi == "MONOCHROME2" && samples == 1) || (pi == "RGB" && samples == 3 && planar == 0)) &&
+                     !ds->tagExists(DCM_RescaleSlope) && !ds->tagExists(DCM_RescaleIntercept) &&
+                     !ds->tagExists(DCM_ModalityLUTSequence);
+  if (!plain) return Status::OK();
+  const E_TransferSyntax xfer = ds->getOriginalXfer();
+  if (DcmXfer(xfer).isEncapsulated() && !DcmXfer(xfer).isLossless()) return Status::OK();
+  if (ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr).bad()) {
+    return Status::Invalid("cannot decompress the pixel data");
+  }
+  const Uint8* data = nullptr;
+  unsigned long length = 0;
+  if (ds->findAndGetUint8Array(DCM_PixelData, data, &length).bad() || !data) {
+    return Status::Invalid("cannot read the pixel data");
+  }
+  Sint32 frames = 1;
+  ds->findAndGetSint32(DCM_NumberOfFrames, frames);
+  if (frames < 1) frames = 1;
+  const int type = samples == 3 ? CV_8UC3 : CV_8UC1;
+  const size_t frame_bytes = static_cast<size_t>(rows) * cols * samples;
+  if (length < frame_bytes * static_cast<size_t>(frames)) {
+    return Status::Invalid(fmt::format("the pixel data holds {} bytes, {} frames need {}", length, frames,
+                                       frame_bytes * static_cast<size_t>(frames)));
+  }
+  cine->frames.reserve(static_cast<size_t>(frames));
+  for (Sint32 f = 0; f < frames; ++f) {
+    cv::Mat m(rows, cols, type);
+    std::memcpy(m.data, data + static_cast<size_t>(f) * frame_bytes, frame_bytes);
+    cine->frames.push_back(std::move(m));
+  }
+  cine->photometric = pi;
+  return Status::OK();
+}
+
 }  // namespace
 
 std::string DerivedUid(const std::string& key) {
@@ -108,7 +161,10 @@ Result<Cine> ReadCine(const fs::path& file) {
   Uint16 bits_stored = 8;
   ds->findAndGetUint16(DCM_BitsStored, bits_stored);
 
-  {
+  if (Status fast = ReadPlainFrames(ds, &cine); !fast.ok()) {
+    return Status::Invalid(fmt::format("{}: {}", file.string(), fast.message()));
+  }
+  if (cine.frames.empty()) {
     // All frames at once (fcount 0); DicomImage decompresses as needed and
     // may drop the dataset's pixel data once it holds its own copy.
     DicomImage image(cine.header_.get(), xfer, CIF_MayDetachPixelData, 0, 0);
@@ -195,13 +251,20 @@ Result<std::string> WriteDerivedCine(const Cine& source, const std::vector<cv::M
   put16(DCM_PixelRepresentation, 0);
   put(DCM_NumberOfFrames, std::to_string(frames.size()));
   if (c.good()) {
+    // DCMTK's own buffer, filled in place: one copy of the frames, not two.
     const size_t frame_bytes = first.total() * first.elemSize();
-    std::vector<Uint8> pixels(frame_bytes * frames.size());
-    for (size_t i = 0; i < frames.size(); ++i) {
-      cv::Mat f = frames[i].isContinuous() ? frames[i] : frames[i].clone();
-      std::memcpy(pixels.data() + i * frame_bytes, f.data, frame_bytes);
+    Uint8* pixels = nullptr;
+    auto* element = new DcmPixelData(DCM_PixelData);
+    element->setVR(EVR_OB);
+    c = element->createUint8Array(static_cast<Uint32>(frame_bytes * frames.size()), pixels);
+    if (c.good()) {
+      for (size_t i = 0; i < frames.size(); ++i) {
+        cv::Mat f = frames[i].isContinuous() ? frames[i] : frames[i].clone();
+        std::memcpy(pixels + i * frame_bytes, f.data, frame_bytes);
+      }
+      c = ds->insert(element, /*replaceOld=*/true);
     }
-    c = ds->putAndInsertUint8Array(DCM_PixelData, pixels.data(), static_cast<unsigned long>(pixels.size()));
+    if (c.bad()) delete element;
   }
   if (c.bad()) return Status::Invalid(fmt::format("cannot build the derived DICOM: {}", c.text()));
 
@@ -209,6 +272,7 @@ Result<std::string> WriteDerivedCine(const Cine& source, const std::vector<cv::M
   // EC_StreamNotifyClient whenever the buffer is full and continues where it
   // stopped on the next call.
   std::string out;
+  out.reserve(static_cast<size_t>(first.total() * first.elemSize() * frames.size()) + (1 << 16));
   std::vector<char> buffer(1 << 20);
   DcmOutputBufferStream stream(buffer.data(), static_cast<offile_off_t>(buffer.size()));
   ff.transferInit();

@@ -135,8 +135,6 @@ TEST(Degrade, TheSameDrawOnEveryFrame) {
   EXPECT_EQ(cv::norm(n0, DegradeFrame(d, flat, 0), cv::NORM_INF), 0) << "and is seeded";
 }
 
-// Frames of a palette clip decode to RGB with DCMTK and match pydicom's
-// palette application pixel for pixel.
 TEST(CineIo, ReadsThePublicPaletteRleAndRgbCines) {
   Result<Cine> pal = ReadCine(kPalette);
   ASSERT_TRUE(pal.ok()) << pal.status().ToString();
@@ -254,6 +252,32 @@ print('ok')
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(r.out, "ok\n");
   (void)pal_uid;
+}
+
+// The palette clip's frames as DCMTK decodes them, written unchanged, against
+// pydicom's own RLE decoding and palette application (16-bit LUT entries,
+// scaled to 8 bits): the same RGB within one level.
+TEST(CineIo, PaletteToRgbAgreesWithPydicom) {
+  TempDir dir;
+  Result<Cine> cine = ReadCine(kPalette);
+  ASSERT_TRUE(cine.ok());
+  DerivedInfo info{DerivedUid("id-sop"), DerivedUid("id-series"), "identity", ""};
+  Result<std::string> bytes = WriteDerivedCine(*cine, cine->frames, info);
+  ASSERT_TRUE(bytes.ok());
+  testing::WriteText(dir / "rgb.dcm", *bytes);
+  testing::WriteText(dir / "check.py", R"PY(
+import sys, numpy as np, pydicom
+from pydicom.pixel_data_handlers.util import apply_color_lut
+src = pydicom.dcmread(sys.argv[1]); out = pydicom.dcmread(sys.argv[2])
+ref = apply_color_lut(src.pixel_array, src).astype(np.float64)
+if ref.max() > 255: ref = ref / 257.0
+diff = np.abs(out.pixel_array.astype(np.float64) - ref).max()
+print(out.pixel_array.shape, diff)
+sys.exit(0 if diff <= 1.0 else 1)
+)PY");
+  testing::ProcessResult r =
+      testing::RunProcess({"/usr/bin/python3", (dir / "check.py").string(), kPalette.string(), (dir / "rgb.dcm").string()});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
 }
 
 TEST(CineIo, DerivedUidsAreValidAndDistinct) {

@@ -106,21 +106,46 @@ cv::Mat MotionBlurKernel(int length, double angle_deg) {
   return k;
 }
 
+namespace {
+
+// The motion blur as the sum of the line's shifted copies: cv::filter2D
+// would multiply all length x length taps of the kernel, zeros included,
+// while the line has only `length` of them (a ninth of the work at 9 px).
+// Same result as filter2D with BORDER_REFLECT_101 up to float rounding.
+cv::Mat LineBlur(const cv::Mat& f, int length, double angle_deg) {
+  const cv::Mat kernel = MotionBlurKernel(length, angle_deg);
+  const int r = length / 2;
+  cv::Mat padded;
+  cv::copyMakeBorder(f, padded, r, r, r, r, cv::BORDER_REFLECT_101);
+  cv::Mat acc = cv::Mat::zeros(f.size(), f.type());
+  int taps = 0;
+  for (int ky = 0; ky < length; ++ky) {
+    for (int kx = 0; kx < length; ++kx) {
+      if (kernel.at<float>(ky, kx) == 0) continue;
+      acc += padded(cv::Rect(kx, ky, f.cols, f.rows));
+      ++taps;
+    }
+  }
+  acc *= 1.0 / taps;
+  return acc;
+}
+
+}  // namespace
+
 cv::Mat DegradeFrame(const Degradation& d, const cv::Mat& frame, size_t index) {
-  cv::Mat f;
-  frame.convertTo(f, CV_32F);
+  // The contrast reduction is folded into the conversion to float.
+  double scale = 1, shift = 0;
   if (d.contrast) {
-    cv::Scalar per_channel = cv::mean(f);
+    cv::Scalar per_channel = cv::mean(frame);
     double mean = 0;
-    for (int c = 0; c < f.channels(); ++c) mean += per_channel[c];
-    mean /= f.channels();
-    const double keep = 1.0 - d.contrast_reduction;
-    f.convertTo(f, CV_32F, keep, mean * d.contrast_reduction);
+    for (int c = 0; c < frame.channels(); ++c) mean += per_channel[c];
+    mean /= frame.channels();
+    scale = 1.0 - d.contrast_reduction;
+    shift = mean * d.contrast_reduction;
   }
-  if (d.blur) {
-    cv::filter2D(f, f, -1, MotionBlurKernel(d.blur_kernel, d.blur_angle), cv::Point(-1, -1), 0,
-                 cv::BORDER_REFLECT_101);
-  }
+  cv::Mat f;
+  frame.convertTo(f, CV_32F, scale, shift);
+  if (d.blur) f = LineBlur(f, d.blur_kernel, d.blur_angle);
   if (d.noise) {
     cv::Mat noise(f.size(), f.type());
     cv::RNG rng(d.noise_seed ^ (0x9e3779b97f4a7c15ull * (index + 1)));

@@ -197,6 +197,22 @@ TEST_F(EchoPipelineTest, SameBytesForOneThreadAsForTwo) {
   }
 }
 
+TEST(DegradeConfig, BadRangesAndKindsAreConfigErrorsAtTheParam) {
+  TempDir dir;
+  testing::WriteText(dir / "in/dataset.json", SerializeCoco(Dataset{}));
+  for (const char* params : {"{noise_sigma: [0.5, 0.2]}", "{blur_kernel: [4, 4]}", "{kinds: [sharpen]}",
+                             "{contrast_reduction: [0.3]}", "{sources: ['score >= high']}", "{count: -1}"}) {
+    try {
+      testing::RunYaml(testing::TestKinds(), dir.path(),
+                       std::string("workdir: work\nstages:\n  - id: in\n    kind: emit\n    params: {coco: in/dataset.json}\n"
+                                   "  - id: d\n    kind: degrade\n    inputs: [in]\n    params: ") + params + "\n");
+      ADD_FAILURE() << params << " was accepted";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("pipeline.yaml:9:"), std::string::npos) << params << ": " << e.what();
+    }
+  }
+}
+
 // Property: over random datasets of patients (some without an id), clips and
 // synthetic copies that carry their source's `clip` attribute and patient,
 // the split stage never puts a patient in two splits and always puts a copy
