@@ -5,9 +5,9 @@
 // of it, so a clip degrades as a whole (as a bad probe or setting would).
 // Only the noise differs between frames: a fresh realisation of the same
 // sigma, seeded by (the draw's noise seed, the frame index). Everything is
-// deterministic for a seed on every platform: the draw uses splitmix64 and
-// the noise xorshift64* over a table of normal quantiles (degrade.cc), never
-// std:: distributions, whose output differs between standard libraries.
+// deterministic for a seed on every platform: the draw uses splitmix64, not
+// std:: distributions (whose output differs between standard libraries), and
+// the noise OpenCV's own cv::RNG.
 #pragma once
 
 #include <cstdint>
