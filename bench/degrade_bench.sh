@@ -13,6 +13,12 @@
 # Target: medpipe >= 3x the Python peer. CPU per clip (user + sys) is printed
 # beside the wall times because it stays meaningful on a shared machine.
 #
+# Measured 2026-11-27 on the shared 2-core machine (load average 24): medpipe
+# 28.6 s, 27.4 ms CPU per clip; Python 62.5 s, 64.3 ms: 2.19x wall, 2.35x
+# CPU, short of the 3x target. perf on the stage: kernel file I/O about 30%,
+# the runner's SHA-256 of every written file about 15%, OpenCV (noise fill,
+# filter2D, conversions) about 30%, DCMTK under 5%.
+#
 #   bench/degrade_bench.sh [BUILD_DIR] [N]      (default: build, 200)
 set -euo pipefail
 
