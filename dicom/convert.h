@@ -115,7 +115,7 @@ std::vector<std::string> WindowPresetNames();
 
 // Registers DCMTK's decoders (JPEG, JPEG-LS, RLE) once, silences its log and
 // tunes the heap, as every function here does first; for other libraries that
-// decode DICOM with DCMTK directly (volume/dicom_series). Thread-safe.
+// decode DICOM with DCMTK directly (volume/dicom_series, cine/). Thread-safe.
 void EnsureDicomDecoders();
 
 // Reads the header only (parsing stops before the pixel data, nothing is

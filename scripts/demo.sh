@@ -29,6 +29,11 @@ if [[ ! -f examples/data/ct_rate/labels.csv ]]; then
   build/medpipe-ctvolgen --out examples/data/ct_rate --patients 16 --size 96 --slices 48 --dicom-patients 2 --seed 5
 fi
 build/medpipe run configs/ct_rate.yaml
+# The echo-quality dataset (configs/echo_quality.yaml) on synthetic cines.
+if [[ ! -f examples/data/echo/results/inference_output/summary.json ]]; then
+  build/medpipe-echogen --out examples/data/echo --patients 24 --clips 4 --seed 21
+fi
+build/medpipe run configs/echo_quality.yaml
 
 cat <<'MSG'
 
@@ -42,4 +47,6 @@ outputs:
   examples/work/<stage>/           the small example pipeline's stages
   examples/work/ct_rate/folds/folds.csv, folds/fold_<k>/{train,val}.csv, class_weights.json
                                    CT-RATE folds over examples/work/ct_rate/prep/volumes/*.npy
+  examples/work/echo_quality/dataset/echo_annotations_enhanced.csv
+                                   the echo-quality layout and CSV (+ per-split CSVs)
 MSG

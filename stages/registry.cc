@@ -69,6 +69,10 @@ const Registry& BuiltinRegistry() {
     RegisterBalance(r);
     RegisterCtPrep(r);
     RegisterFolds(r);
+    RegisterInferenceResults(r);
+    RegisterSelect(r);
+    RegisterDegrade(r);
+    RegisterEchoExport(r);
     return r;
   }();
   return *registry;

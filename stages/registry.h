@@ -52,5 +52,9 @@ void RegisterSplit(Registry* registry);
 void RegisterBalance(Registry* registry);
 void RegisterCtPrep(Registry* registry);
 void RegisterFolds(Registry* registry);
+void RegisterInferenceResults(Registry* registry);
+void RegisterSelect(Registry* registry);
+void RegisterDegrade(Registry* registry);
+void RegisterEchoExport(Registry* registry);
 
 }  // namespace medpipe
