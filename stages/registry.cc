@@ -67,6 +67,7 @@ const Registry& BuiltinRegistry() {
     RegisterMerge(r);
     RegisterSplit(r);
     RegisterBalance(r);
+    RegisterReport(r);
     return r;
   }();
   return *registry;

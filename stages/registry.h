@@ -50,5 +50,6 @@ void RegisterAugment(Registry* registry);
 void RegisterMerge(Registry* registry);
 void RegisterSplit(Registry* registry);
 void RegisterBalance(Registry* registry);
+void RegisterReport(Registry* registry);
 
 }  // namespace medpipe
