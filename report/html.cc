@@ -81,9 +81,9 @@ table.data thead th{background:#f4f4f6;cursor:pointer}
 .muted{color:#666}.legend span{display:inline-block;margin-right:12px}
 .sw{display:inline-block;width:10px;height:10px;margin-right:4px;vertical-align:baseline}
 .gallery{display:flex;flex-wrap:wrap;gap:10px;margin:4px 0 12px}
-figure{margin:0;border:1px solid #ddd;padding:4px;background:#fafafa;max-width:340px}
+figure{margin:0;border:1px solid #ddd;padding:4px;background:#fafafa}
 figure .row{display:flex;gap:4px;align-items:flex-start}
-figcaption{font-size:11px;word-break:break-all;color:#444;max-width:330px}
+figcaption{font-size:11px;word-break:break-all;color:#444;max-width:480px}
 figure img{display:block;image-rendering:auto}
 .aug{border-left:3px solid #8e44ad;padding-left:3px}
 svg text{font:11px system-ui,sans-serif}

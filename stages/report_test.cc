@@ -298,6 +298,46 @@ TEST(ReportAttributesTest, FoldRiskMachineAndProbabilitySections) {
   EXPECT_EQ(testing::ReadText(plain / "work/r/report.html").find("id=\"attributes\""), std::string::npos);
 }
 
+// The demo's workflow (configs/hemorrhage_v4.yaml on small synthetic data)
+// through the real binary, its report opened in headless Chromium from
+// file:// by tests/report_browser.py (Selenium + chromium-driver): the split
+// table, every image loaded, one bar per split, no request but file:// and
+// data:. The screenshot stays in <build>/artifacts/report_demo.png.
+TEST(ReportBrowserTest, DemoRunReportInChromium) {
+  if (!fs::exists("/usr/bin/chromium")) GTEST_SKIP() << "chromium is not installed";
+  TempDir dir;
+  const fs::path d = dir / "data";
+  auto run = [](std::vector<std::string> argv) {
+    testing::ProcessResult r = testing::RunProcess(argv);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  };
+  run({MEDPIPE_EXAMPLEGEN, "--out", (d / "v3").string(), "--classes", "IPH,IVH,SAH,SDH", "--prefix", "V3",
+       "--patients", "12", "--slices", "6", "--size", "96", "--seed", "11"});
+  run({MEDPIPE_EXAMPLEGEN, "--out", (d / "roboflow").string(), "--roboflow", "--patients", "10", "--slices", "6",
+       "--size", "96", "--seed", "12"});
+  run({MEDPIPE_CTGEN, "--out", (d / "ct").string(), "--patients", "30", "--slices", "4", "--size", "64", "--seed",
+       "13"});
+  std::string text = testing::ReadText(fs::path(MEDPIPE_SOURCE_DIR) / "configs/hemorrhage_v4.yaml");
+  auto replace = [&](const std::string& from, const std::string& to) {
+    for (size_t pos; (pos = text.find(from)) != std::string::npos;) text.replace(pos, from.size(), to);
+  };
+  replace("../examples/data/v4", d.string());
+  replace("workdir: ../examples/work/hemorrhage_v4", "workdir: work");
+  testing::WriteText(dir / "v4.yaml", text);
+  run({testing::MedpipeBinary(), "run", (dir / "v4.yaml").string(), "--threads", "2"});
+  const fs::path html = dir / "work/report/report.html";
+  ASSERT_TRUE(fs::exists(html));
+
+  const fs::path shot = fs::path(MEDPIPE_BINARY).parent_path() / "artifacts/report_demo.png";
+  fs::remove(shot);
+  testing::ProcessResult r = testing::RunProcess(
+      {"/usr/bin/python3", std::string(MEDPIPE_SOURCE_DIR) + "/tests/report_browser.py", html.string(), shot.string()});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("\"splits\": [\"train\", \"valid\", \"test\"]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"bars\": 3"), std::string::npos) << r.out;
+  EXPECT_GT(fs::exists(shot) ? fs::file_size(shot) : 0, 10000u);
+}
+
 TEST(ReportEscapeTest, EscapesMarkupAndControlBytes) {
   EXPECT_EQ(report::Escape("<a href=\"x\">&'</a>"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
   EXPECT_EQ(report::Escape(std::string("a\x01" "b", 3)), "a\xEF\xBF\xBD" "b");
