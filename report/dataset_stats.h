@@ -57,6 +57,9 @@ struct AttributeCounts {
 };
 
 struct DatasetStats {
+  // Appended to the ids of this dataset's tables, so several datasets on one
+  // page keep ids unique ("" for one dataset: "splits", "classes", ...).
+  std::string id_suffix;
   std::vector<std::string> classes;  // category names, in category order
   std::vector<std::string> splits;
   std::vector<SplitStats> per_split;

@@ -49,7 +49,7 @@ Table& Table::Cell(const std::string& text) { return CellHtml(Escape(text)); }
 Table& Table::Cell(int64_t value) { return CellHtml(std::to_string(value)); }
 
 std::string Table::Render() const {
-  std::string out = fmt::format("<table class=\"data\" id=\"{0}\" data-table=\"{0}\">\n<thead><tr><th>{1}</th>",
+  std::string out = fmt::format("<table class=\"data\" id=\"tbl-{0}\" data-table=\"{0}\">\n<thead><tr><th>{1}</th>",
                                 Escape(id_), Escape(corner_));
   for (const auto& c : columns_) out += fmt::format("<th scope=\"col\" data-col=\"{0}\">{0}</th>", Escape(c));
   out += "</tr></thead>\n<tbody>\n";

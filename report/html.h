@@ -27,7 +27,8 @@ std::string Escape(std::string_view text);
 // sorting script reads the text.
 class Table {
  public:
-  // `id` becomes the table's id and data-table attribute; `corner` is the
+  // `id` becomes the table's data-table attribute and, prefixed "tbl-", its
+  // id (sections own the bare names as anchors); `corner` is the
   // text of the top-left header cell.
   Table(std::string id, std::string corner, std::vector<std::string> columns);
 

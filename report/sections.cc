@@ -44,7 +44,7 @@ std::string SplitsSection(const DatasetStats& st, std::optional<double> negative
   for (const auto& s : st.per_split) cols.push_back(&s);
   cols.push_back(&st.total);
 
-  Table t("splits", "", columns);
+  Table t("splits" + st.id_suffix, "", columns);
   auto row = [&](const std::string& key, const std::string& label, auto cell) {
     t.Row(key, label);
     for (const SplitStats* s : cols) cell(*s);
@@ -114,7 +114,7 @@ std::string ClassesSection(const DatasetStats& st) {
   out += Legend(segments, colours);
   out += StackedBars(st.splits, segments, colours, values);
 
-  Table t("classes", "class", st.splits);
+  Table t("classes" + st.id_suffix, "class", st.splits);
   for (size_t c = 0; c < segments.size(); ++c) {
     t.Row(segments[c], segments[c]);
     for (const auto& v : values) t.Cell(v[c]);
@@ -123,7 +123,7 @@ std::string ClassesSection(const DatasetStats& st) {
 }
 
 std::string BoxesSection(const DatasetStats& st) {
-  Table t("box_stats", "class", {"boxes", "images", "boxes per image", "width (px)", "height (px)", "area (of image)"});
+  Table t("box_stats" + st.id_suffix, "class", {"boxes", "images", "boxes per image", "width (px)", "height (px)", "area (of image)"});
   for (size_t c = 0; c < st.classes.size(); ++c) {
     const ClassBoxStats& b = st.boxes[c];
     const Rgb colour = ClassColour(c);
@@ -140,7 +140,7 @@ std::string BoxesSection(const DatasetStats& st) {
   out += "<h3>Boxes per image</h3>\n";
   std::vector<std::string> columns = st.splits;
   columns.push_back("total");
-  Table b("boxes_per_image", "boxes", columns);
+  Table b("boxes_per_image" + st.id_suffix, "boxes", columns);
   for (size_t k = 0; k < kBoxesPerImageBins.size(); ++k) {
     b.Row(kBoxesPerImageBins[k], kBoxesPerImageBins[k]);
     for (const auto& s : st.per_split) b.Cell(s.boxes_per_image[k]);
@@ -157,7 +157,7 @@ std::string PatientsSection(const DatasetStats& st) {
     out += Para(fmt::format("<span class=\"fail\">{} patient{} in more than one split.</span>",
                             st.patients_in_several_splits, st.patients_in_several_splits == 1 ? " is" : "s are"));
   }
-  Table t("patient_overlap", "", st.splits);
+  Table t("patient_overlap" + st.id_suffix, "", st.splits);
   for (size_t a = 0; a < st.splits.size(); ++a) {
     t.Row(st.splits[a], st.splits[a]);
     for (size_t b = 0; b < st.splits.size(); ++b) {
@@ -298,7 +298,7 @@ std::string AttributesSection(const DatasetStats& st) {
     out += HeatMap(st.folds, st.labels, st.fold_positives, kAccent);
     std::vector<std::string> cols = st.labels;
     cols.insert(cols.begin(), "images");
-    Table t("folds", "fold", cols);
+    Table t("folds" + st.id_suffix, "fold", cols);
     for (size_t f = 0; f < st.folds.size(); ++f) {
       t.Row(st.folds[f], st.folds[f]).Cell(st.fold_images[f]);
       for (int64_t v : st.fold_positives[f]) t.Cell(v);
@@ -315,7 +315,7 @@ std::string AttributesSection(const DatasetStats& st) {
       for (size_t s = 0; s < st.splits.size(); ++s) by_split[s][v] = a.per_split[v][s];
     }
     out += Legend(a.values, colours) + StackedBars(st.splits, a.values, colours, by_split);
-    Table t(id, title, st.splits);
+    Table t(id + st.id_suffix, title, st.splits);
     for (size_t v = 0; v < a.values.size(); ++v) {
       t.Row(a.values[v], a.values[v]);
       for (int64_t n : a.per_split[v]) t.Cell(n);
@@ -325,7 +325,7 @@ std::string AttributesSection(const DatasetStats& st) {
   counts("risk_level", "Risk level", st.risk_level);
   if (!st.probabilities.empty()) {
     out += "<h3>Probabilities</h3>\n";
-    Table t("probabilities", "label", {"images", "histogram (0 to 1)"});
+    Table t("probabilities" + st.id_suffix, "label", {"images", "histogram (0 to 1)"});
     size_t k = 0;
     for (const auto& [label, hist] : st.probabilities) {
       int64_t n = 0;
@@ -336,7 +336,7 @@ std::string AttributesSection(const DatasetStats& st) {
   }
   counts("machine_type", "Machine type", st.machine_type);
   if (!st.machine_type.values.empty() && !st.labels.empty()) {
-    Table t("machine_type_labels", "machine type", st.labels);
+    Table t("machine_type_labels" + st.id_suffix, "machine type", st.labels);
     for (size_t v = 0; v < st.machine_type.values.size(); ++v) {
       t.Row(st.machine_type.values[v], st.machine_type.values[v]);
       for (int64_t n : st.machine_type_labels[v]) t.Cell(n);

@@ -35,3 +35,7 @@ outputs:
   examples/work/hemorrhage_v4/6class_coco/dataset.csv one row per image
   examples/work/<stage>/           the small example pipeline's stages
 MSG
+echo
+echo "report (open in any browser; it fetches nothing):"
+echo "  file://$PWD/examples/work/hemorrhage_v4/report/report.html"
+echo "  file://$PWD/examples/work/report/report.html"

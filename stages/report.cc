@@ -148,10 +148,11 @@ class ReportStage : public Stage {
     if (o_.negative_target) target = o_.negative_target;
 
     for (size_t d = 0; d < datasets.size(); ++d) {
-      const DatasetInput& in = datasets[d];
+      DatasetInput& in = datasets[d];
       const std::string& id = ctx.inputs()[in.input].id;
       const bool several = datasets.size() > 1;
       auto sid = [&](const std::string& s) { return several ? s + "-" + id : s; };
+      datasets[d].stats.id_suffix = several ? "-" + id : "";
       auto heading = [&](const std::string& s) { return several ? s + " (" + id + ")" : s; };
       std::string splits = report::SplitsSection(in.stats, target);
       for (size_t a : analyses) {

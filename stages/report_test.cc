@@ -20,7 +20,7 @@ using testing::TempDir;
 // unescaped.
 std::map<std::pair<std::string, std::string>, std::string> TableCells(const std::string& html, const std::string& id) {
   std::map<std::pair<std::string, std::string>, std::string> out;
-  const size_t start = html.find("<table class=\"data\" id=\"" + id + "\"");
+  const size_t start = html.find("<table class=\"data\" id=\"tbl-" + id + "\" data-table=\"" + id + "\">");
   if (start == std::string::npos) return out;
   const std::string table = html.substr(start, html.find("</table>", start) - start);
   auto unescape = [](std::string s) {

@@ -42,13 +42,13 @@ def main():
             if (document.readyState === 'complete') done(); else window.addEventListener('load', function(){ done(); });
         """)
         facts = driver.execute_script("""
-            var t = document.querySelector('table#splits');
+            var t = document.querySelector('table[data-table^="splits"]');
             var cols = t ? Array.from(t.querySelectorAll('thead th[data-col]')).map(function(th){ return th.textContent; }) : [];
             var rows = t ? Array.from(t.querySelectorAll('tbody tr')).map(function(tr){ return tr.dataset.row; }) : [];
             var images = {};
             if (t) t.querySelectorAll('tr[data-row="images"] td').forEach(function(td){ images[td.dataset.col] = +td.textContent; });
             var imgs = Array.from(document.images);
-            var chart = document.querySelector('#classes svg.chart');
+            var chart = document.querySelector('section[id^="classes"] svg.chart');
             return {
               columns: cols, rows: rows, images: images,
               img_count: imgs.length,
