@@ -248,6 +248,41 @@ TEST(ReportHostileTest, NamesAreEscapedAndStayInsideTheReport) {
   EXPECT_FALSE(fs::exists(dir / "valid"));
 }
 
+// Every failing check is listed with its images: a thumbnail and the reason
+// when the image decodes, the reason and why there is no thumbnail when not.
+TEST(ReportValidationTest, FailingImagesShownWithReasons) {
+  TempDir dir;
+  testing::MakeExampleData(dir / "data", 2, 2);
+  Builder b;
+  b.ds.categories = {{1, "IPH", ""}};
+  b.Box(b.Image("P0001_001", "P0001", "train"), 1, 80, 8);  // past the 64-pixel edge
+  b.Image("P0001_002", "P0001", "valid");                     // leakage: P0001 in two splits
+  b.Image("P9999_001", "P9999", "train");                     // no such file
+  testing::WriteText(dir / "data/ds.json", SerializeCoco(b.ds));
+  testing::RunResult r = testing::RunYaml(testing::TestKinds(), dir.path(),
+                                          "workdir: work\nstages:\n"
+                                          "  - id: d\n    kind: emit\n    params: {coco: data/ds.json}\n"
+                                          "  - id: v\n    kind: validate\n    inputs: d\n    params: {fail_on: []}\n"
+                                          "  - id: r\n    kind: report\n    inputs: [v]\n");
+  ASSERT_EQ(r.summary.exit_code, 0);
+  const std::string html = testing::ReadText(dir / "work/r/report.html");
+  auto checks = TableCells(html, "validation_v");
+  EXPECT_EQ((checks[{"boxes", "failures"}]), "1");
+  EXPECT_EQ((checks[{"files", "failures"}]), "1");
+  EXPECT_EQ((checks[{"leakage", "failures"}]), "1");
+  const size_t boxes = html.find("<h3>v / boxes</h3>");
+  ASSERT_NE(boxes, std::string::npos);
+  const std::string box_part = html.substr(boxes, html.find("</div>", boxes) - boxes);
+  EXPECT_NE(box_part.find("<figure><img src=\"thumbs/"), std::string::npos) << box_part;
+  EXPECT_NE(box_part.find("extends past the 64x64 image"), std::string::npos);
+  const size_t files = html.find("<h3>v / files</h3>");
+  ASSERT_NE(files, std::string::npos);
+  EXPECT_NE(html.find("<b>images/P9999_001.png</b>", files), std::string::npos);
+  EXPECT_NE(html.find("no thumbnail:", files), std::string::npos);
+  EXPECT_NE(html.find("1 patient is in more than one split"), std::string::npos);
+  EXPECT_NE(html.find("<li>P0001: train, valid</li>"), std::string::npos);
+}
+
 TEST(ReportAttributesTest, FoldRiskMachineAndProbabilitySections) {
   TempDir dir;
   testing::MakeExampleData(dir / "data", 2, 2);
