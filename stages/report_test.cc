@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <opencv2/imgcodecs.hpp>
+
 #include <regex>
 #include <set>
 
@@ -281,6 +283,63 @@ TEST(ReportValidationTest, FailingImagesShownWithReasons) {
   EXPECT_NE(html.find("no thumbnail:", files), std::string::npos);
   EXPECT_NE(html.find("1 patient is in more than one split"), std::string::npos);
   EXPECT_NE(html.find("<li>P0001: train, valid</li>"), std::string::npos);
+}
+
+// A real Roboflow export (wrist X-rays, 416x416 JPEGs): every thumbnail is
+// made, 160 pixels on its longer side, with the class's colour on the box's
+// top edge; the counts agree with analyze's.
+TEST(ReportRealDataTest, WristXrayThumbnailsShowTheirBoxes) {
+  const fs::path wrist = fs::path(MEDPIPE_PUBLIC_DATA) / "coco_roboflow_wrist_xray";
+  TempDir dir;
+  testing::RunResult r = testing::RunYaml(
+      testing::TestKinds(), dir.path(),
+      "workdir: work\nstages:\n"
+      "  - id: m\n    kind: merge\n    params:\n"
+      "      sources: [{path: '" + wrist.string() + "', prefix: wr_, source: wrist}]\n"
+      "      categories: [radius, ulna, scaphoid]\n"
+      "      category_map: {Radius: radius, Ulna: ulna, Scaphoid: scaphoid}\n"
+      "  - id: a\n    kind: analyze\n    inputs: [m]\n"
+      "  - id: r\n    kind: report\n    inputs: [m, a]\n    params: {thumb_format: png}\n");
+  ASSERT_EQ(r.summary.exit_code, 0);
+  EXPECT_EQ(r.Of("r").items.failed, 0);
+  const std::string html = testing::ReadText(dir / "work/r/report.html");
+  EXPECT_NE(html.find("These counts agree with a's analysis.json."), std::string::npos);
+  Result<Dataset> ds = ReadCoco(dir / "work/m/dataset.json");
+  ASSERT_TRUE(ds.ok());
+
+  // The first radius image of train.
+  const size_t group = html.find("<h4>radius</h4>");
+  ASSERT_NE(group, std::string::npos);
+  static const std::regex img(R"re(<img src="(thumbs/[0-9a-f]{20}\.png)" alt="([^"]*)")re");
+  std::smatch m;
+  const std::string rest = html.substr(group);
+  ASSERT_TRUE(std::regex_search(rest, m, img));
+  cv::Mat thumb = cv::imread((dir / "work/r" / m[1].str()).string(), cv::IMREAD_COLOR);
+  ASSERT_FALSE(thumb.empty());
+  EXPECT_EQ(std::max(thumb.cols, thumb.rows), 160);
+  const Image* image = nullptr;
+  for (const auto& i : ds->images) {
+    if (i.file_name == m[2].str()) image = &i;
+  }
+  ASSERT_NE(image, nullptr) << m[2];
+  const double scale = 160.0 / std::max(image->width, image->height);
+  int checked = 0;
+  for (const auto& a : ds->annotations) {
+    if (a.image_id != image->id || a.category_id != 1) continue;
+    const int x = static_cast<int>(std::lround((a.bbox[0] + a.bbox[2] / 2) * scale));
+    const int y = static_cast<int>(std::lround(a.bbox[1] * scale));
+    bool found = false;
+    for (int dy = -1; dy <= 1 && !found; ++dy) {
+      for (int dx = -1; dx <= 1 && !found; ++dx) {
+        if (y + dy < 0 || y + dy >= thumb.rows || x + dx < 0 || x + dx >= thumb.cols) continue;
+        const cv::Vec3b p = thumb.at<cv::Vec3b>(y + dy, x + dx);  // BGR; radius is ClassColour(0) = (78, 121, 167)
+        found = std::abs(p[0] - 167) < 40 && std::abs(p[1] - 121) < 40 && std::abs(p[2] - 78) < 40;
+      }
+    }
+    EXPECT_TRUE(found) << "box " << a.id << " at " << x << "," << y;
+    ++checked;
+  }
+  EXPECT_GT(checked, 0);
 }
 
 TEST(ReportAttributesTest, FoldRiskMachineAndProbabilitySections) {
