@@ -38,17 +38,16 @@ Result<std::string> MakeThumbnail(std::string_view file, const std::vector<Thumb
   const cv::Mat raw(1, static_cast<int>(file.size()), CV_8U, const_cast<char*>(file.data()));
   cv::Mat decoded = cv::imdecode(raw, cv::IMREAD_UNCHANGED);
   if (decoded.empty() || decoded.cols <= 0 || decoded.rows <= 0) return Status::Invalid("cannot decode the image");
-  cv::Mat image = ToBgr8(decoded);
-
-  const double scale = std::min(1.0, static_cast<double>(options.max_side) / std::max(image.cols, image.rows));
-  cv::Mat thumb;
+  // Resize first, in the file's own channels and depth, then convert the
+  // small image: a grey slice is resized once, not as three channels.
+  const double scale = std::min(1.0, static_cast<double>(options.max_side) / std::max(decoded.cols, decoded.rows));
+  cv::Mat small = decoded;
   if (scale < 1.0) {
-    const cv::Size size(std::max(1, static_cast<int>(std::lround(image.cols * scale))),
-                        std::max(1, static_cast<int>(std::lround(image.rows * scale))));
-    cv::resize(image, thumb, size, 0, 0, cv::INTER_AREA);
-  } else {
-    thumb = image.clone();
+    const cv::Size size(std::max(1, static_cast<int>(std::lround(decoded.cols * scale))),
+                        std::max(1, static_cast<int>(std::lround(decoded.rows * scale))));
+    cv::resize(decoded, small, size, 0, 0, cv::INTER_AREA);
   }
+  cv::Mat thumb = ToBgr8(small);
 
   constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
   constexpr double kFontScale = 0.35;

@@ -25,7 +25,7 @@ struct ThumbOptions {
 };
 
 // Decodes `file` (PNG, JPEG or anything OpenCV reads; 8- or 16-bit, grey or
-// colour; 16-bit is stretched from its own min..max so dim CT slices stay
+// colour; 16-bit is stretched from the scaled image's min..max so dim CT slices stay
 // visible), scales it with INTER_AREA so its longer side is at most
 // max_side, draws `boxes`, and encodes it. kInvalid when the bytes do not
 // decode.
