@@ -27,6 +27,7 @@
 #include "report/html.h"
 #include "report/sections.h"
 #include "report/thumbnail.h"
+#include "runner/checkpoint.h"
 #include "stages/registry.h"
 #include "stages/report_records.h"
 #include "util/hash.h"
@@ -156,6 +157,12 @@ class ReportStage : public Stage {
       auto heading = [&](const std::string& s) { return several ? s + " (" + id + ")" : s; };
       std::string splits = report::SplitsSection(in.stats, target);
       for (size_t a : analyses) {
+        // With several datasets, each is checked only against the analyze
+        // stage that read it.
+        if (several) {
+          Result<CommitRecord> commit = ReadCommit(ctx.inputs()[a].dir);
+          if (!commit.ok() || !commit->inputs.count(id)) continue;
+        }
         MEDPIPE_ASSIGN_OR_RETURN(std::vector<std::string> diffs,
                                  CompareWithAnalysis(ctx.inputs()[a].dir / "analysis.json", in.stats));
         splits += diffs.empty()
