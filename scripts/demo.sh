@@ -50,3 +50,7 @@ outputs:
   examples/work/echo_quality/dataset/echo_annotations_enhanced.csv
                                    the echo-quality layout and CSV (+ per-split CSVs)
 MSG
+echo
+echo "report (open in any browser; it fetches nothing):"
+echo "  file://$PWD/examples/work/hemorrhage_v4/report/report.html"
+echo "  file://$PWD/examples/work/report/report.html"

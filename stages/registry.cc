@@ -73,6 +73,7 @@ const Registry& BuiltinRegistry() {
     RegisterSelect(r);
     RegisterDegrade(r);
     RegisterEchoExport(r);
+    RegisterReport(r);
     return r;
   }();
   return *registry;

@@ -56,5 +56,6 @@ void RegisterInferenceResults(Registry* registry);
 void RegisterSelect(Registry* registry);
 void RegisterDegrade(Registry* registry);
 void RegisterEchoExport(Registry* registry);
+void RegisterReport(Registry* registry);
 
 }  // namespace medpipe
