@@ -1,11 +1,15 @@
 // filter: keep a subset of categories (e.g. the 6 hemorrhage classes down to
-// IPH, IVH, SAH, SDH). Images whose boxes all go are kept as negatives or
-// dropped, as the params say. Image files are symlinks to the input's, never
-// copies.
+// IPH, IVH, SAH, SDH). Images whose boxes all go are dropped by default: an
+// image whose only bleed was an EDH is not a normal scan, and keeping it as a
+// negative would teach a bleed as normal and tip the splits' balance
+// (`emptied_images: keep` keeps them, for who asks). Per split the negative
+// share after filtering is counted (<split>.negative_share_bp) and logged, as
+// balance counts it. Image files are symlinks to the input's, never copies.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <map>
+#include <unordered_set>
 
 #include "stages/link_images.h"
 #include "stages/registry.h"
@@ -95,10 +99,33 @@ class FilterStage : public Stage {
     }
     ctx.Count("images", static_cast<int64_t>(out.images.size()));
     ctx.Count("annotations", static_cast<int64_t>(out.annotations.size()));
+    ReportNegativeShares(ctx, out);
     return ctx.WriteDataset(out);
   }
 
  private:
+  // Per split (all images as "all" when none has a split): images, negatives
+  // and the negative share in basis points, in counters and one log line.
+  static void ReportNegativeShares(StageContext& ctx, const Dataset& out) {
+    std::unordered_set<int64_t> with_boxes;
+    for (const Annotation& a : out.annotations) with_boxes.insert(a.image_id);
+    std::map<std::string, std::pair<int64_t, int64_t>> per_split;  // split -> (images, negatives)
+    for (const Image& img : out.images) {
+      auto& [images, negatives] = per_split[img.split.empty() ? std::string("unsplit") : img.split];
+      ++images;
+      negatives += with_boxes.count(img.id) ? 0 : 1;
+    }
+    std::vector<std::string> parts;
+    for (const auto& [split, n] : per_split) {
+      const int64_t bp = n.first ? (n.second * 10000 + n.first / 2) / n.first : 0;
+      ctx.Count(split + ".images", n.first);
+      ctx.Count(split + ".negatives", n.second);
+      ctx.Count(split + ".negative_share_bp", bp);
+      parts.push_back(fmt::format("{} {:.1f}% ({} of {})", split, static_cast<double>(bp) / 100, n.second, n.first));
+    }
+    if (!parts.empty()) ctx.Log("negatives after filtering: " + Join(parts, ", "));
+  }
+
   FilterOptions o_;
 };
 
@@ -128,8 +155,9 @@ void RegisterFilter(Registry* registry) {
   spec.max_inputs = 1;
   spec.params = {
       {"categories", ParamType::kStringList, "", true, "category names to keep, in output order", {}},
-      {"emptied_images", ParamType::kString, "keep", false,
-       "images whose boxes were all removed: keep (as negatives) or drop", {"keep", "drop"}},
+      {"emptied_images", ParamType::kString, "drop", false,
+       "images whose boxes were all removed: drop, or keep (as negatives, though they showed a finding)",
+       {"drop", "keep"}},
       {"renumber", ParamType::kBool, "true", false, "number kept categories 1..n in the order listed", {}},
   };
   registry->Add(StageKind{std::move(spec), MakeFilter});

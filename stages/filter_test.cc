@@ -50,8 +50,8 @@ class FilterTest : public ::testing::Test {
   TempDir dir_;
 };
 
-TEST_F(FilterTest, KeepsListedCategoriesRenumberedAndEmptiedImagesAsNegatives) {
-  ASSERT_EQ(Run("{categories: [SDH, IPH]}").summary.exit_code, 0);
+TEST_F(FilterTest, KeepsListedCategoriesRenumberedAndEmptiedImagesAsNegativesWhenAsked) {
+  ASSERT_EQ(Run("{categories: [SDH, IPH], emptied_images: keep}").summary.exit_code, 0);
   Dataset ds = Output();
   ASSERT_EQ(ds.categories.size(), 2u);
   EXPECT_EQ(ds.categories[0].name, "SDH");
@@ -65,14 +65,26 @@ TEST_F(FilterTest, KeepsListedCategoriesRenumberedAndEmptiedImagesAsNegatives) {
   EXPECT_EQ(ds.annotations[0].bbox[0], 1);
 }
 
-TEST_F(FilterTest, DropsEmptiedImagesButKeepsOriginalNegatives) {
-  ASSERT_EQ(Run("{categories: [IPH], emptied_images: drop, renumber: false}").summary.exit_code, 0);
+// The default: an image whose only box was EDH showed a bleed; it must not
+// become a negative of the smaller set.
+TEST_F(FilterTest, DropsEmptiedImagesByDefaultButKeepsOriginalNegatives) {
+  ASSERT_EQ(Run("{categories: [IPH], renumber: false}").summary.exit_code, 0);
   Dataset ds = Output();
   ASSERT_EQ(ds.images.size(), 2u) << "image 2 lost its only box and is dropped; image 3 was a negative";
   EXPECT_EQ(ds.images[0].file_name, "images/P0001_001.png");
   EXPECT_EQ(ds.images[1].file_name, "images/P0001_003.png");
   EXPECT_EQ(ds.categories[0].id, 3);
   EXPECT_EQ(ds.annotations[0].category_id, 3);
+}
+
+TEST_F(FilterTest, ReportsTheNegativeSharePerSplitAfterFiltering) {
+  ASSERT_EQ(Run("{categories: [IPH], emptied_images: keep}").summary.exit_code, 0);
+  std::string report = testing::ReadText(dir_ / "work/f/report.json");
+  // Unsplit input: images 2 (emptied, kept) and 3 are negatives of 3.
+  EXPECT_NE(report.find("\"unsplit.negative_share_bp\": 6667"), std::string::npos) << report;
+  EXPECT_NE(report.find("\"unsplit.negatives\": 2"), std::string::npos) << report;
+  EXPECT_NE(testing::ReadText(dir_ / "work/.medpipe/run.log").find("negatives after filtering: unsplit 66.7% (2 of 3)"),
+            std::string::npos);
 }
 
 TEST_F(FilterTest, ImagesAreLinksToTheInputsNotCopies) {
