@@ -443,8 +443,9 @@ void RegisterMerge(Registry* registry) {
       {"unmapped", ParamType::kString, "error", false,
        "categories neither mapped nor targets: error (fail, listing them) or drop their annotations",
        {"error", "drop"}},
-      {"patient_from_group", ParamType::kBool, "true", false,
-       "images without a patient id take their Roboflow group (<prefix><stem>) as patient id", {}},
+      {"patient_from_group", ParamType::kBool, "false", false,
+       "images without a patient id take their Roboflow group (<prefix><stem>) as patient id; off by default: "
+       "the group is an upload, not a patient (split's patient_pattern finds the patient in the name)", {}},
   };
   registry->Add(StageKind{std::move(spec), MakeMerge});
 }

@@ -411,7 +411,7 @@ TEST_F(MergeRoboflowTest, SymlinkedExportFolderRelativeToThePipelineIsAutoDetect
 TEST_F(MergeRoboflowTest, BrainTumorValFolderAndAugmentedCopiesShareAGroup) {
   const fs::path brain = kPublic / "coco_roboflow_brain_tumor_mri";
   auto r = Run("      sources: [{path: '" + brain.string() + "', prefix: bt_, format: roboflow}]\n"
-               "      categories: [tumor]\n      category_map: {object: tumor}\n");
+               "      categories: [tumor]\n      category_map: {object: tumor}\n      patient_from_group: true\n");
   ASSERT_EQ(r.summary.exit_code, 0) << r.Of("m").reason;
   Dataset ds = Output();
   ASSERT_EQ(ds.images.size(), 178u);
@@ -438,11 +438,11 @@ TEST_F(MergeRoboflowTest, BrainTumorValFolderAndAugmentedCopiesShareAGroup) {
   EXPECT_EQ(c["patient_from_group"], 178);
 
   r = Run("      sources: [{path: '" + brain.string() + "', prefix: bt_}]\n"
-          "      categories: [object]\n      patient_from_group: false\n");
+          "      categories: [object]\n");
   ASSERT_EQ(r.summary.exit_code, 0) << r.Of("m").reason;
   ds = Output();
   ASSERT_FALSE(ds.images.empty());
-  EXPECT_EQ(ds.images[0].patient_id, "");
+  EXPECT_EQ(ds.images[0].patient_id, "") << "by default a Roboflow upload name is not a patient id";
   EXPECT_TRUE(ds.images[0].attributes.count("group"));
 }
 
