@@ -231,7 +231,7 @@ void RegisterFilter(Registry* registry) {
       {"categories", ParamType::kStringList, "", true, "category names to keep, in output order", {}},
       {"emptied_images", ParamType::kString, "drop", false,
        "images whose boxes were all removed: drop, or keep (as negatives, though they showed a finding)",
-       {"drop", "keep"}},
+       {"keep", "drop"}},
       {"negative_share", ParamType::kString, "free", false,
        "free: negatives as they come; as_input: drop negatives (with their augmented copies, in a seeded order) "
        "so each split's negative share is at most the input's",

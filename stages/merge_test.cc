@@ -199,6 +199,25 @@ TEST_F(MergeTest, UnmappedDropRemovesTheirAnnotationsAndCountsThem) {
   EXPECT_EQ(c["categories_dropped"], 2);
 }
 
+// A negative-width box in a source is not passed through with area 0.
+TEST_F(MergeTest, BadBoxesAreDroppedAndListed) {
+  Result<Dataset> a = ReadCoco(dir_ / "a/coco.json");
+  ASSERT_TRUE(a.ok());
+  a->annotations[0].bbox[0] = 10, a->annotations[0].bbox[1] = 10;
+  a->annotations[0].bbox[2] = -5, a->annotations[0].bbox[3] = 4;  // annotation 100 of x.png
+  testing::WriteText(dir_ / "a/coco.json", SerializeCoco(*a));
+  auto r = Run(Sources() + "      categories: [IPH, bleed, SDH]\n");
+  ASSERT_EQ(r.summary.exit_code, 0) << r.Of("m").reason;
+  EXPECT_EQ(Counters(dir_ / "work/m")["boxes_dropped"], 1);
+  EXPECT_EQ(Output().annotations.size(), 4u);
+  bool listed = false;
+  for (const auto& [item, reason] : Problems(dir_ / "work/m")) {
+    listed |= item == "va:x.png: annotation 100" && reason.find("[10, 10, -5, 4]") != std::string::npos;
+  }
+  EXPECT_TRUE(listed);
+  EXPECT_EQ(Run(Sources() + "      categories: [IPH, bleed, SDH]\n      bad_boxes: fail\n").summary.exit_code, 1);
+}
+
 TEST_F(MergeTest, DuplicatePixelsAcrossSourcesAreKeptOnceAndReported) {
   testing::WriteText(dir_ / "b/y.png", "ay");  // b/y.png has a/y.png's bytes
   auto r = Run(Sources() + "      categories: [SDH, IPH]\n      category_map: {bleed: IPH}\n");

@@ -394,18 +394,7 @@ class SplitStage : public Stage {
     return it == img.attributes.end() ? std::string() : AttrToString(it->second);
   }
 
-  // Group 1 of patient_pattern on the file's base name (the name a user sees
-  // and writes an anchored pattern for), else on the path as stored; "" when
-  // neither matches.
-  std::string PatternId(const std::string& file_name) const {
-    for (const std::string& subject : {fs::path(file_name).filename().string(), file_name}) {
-      std::smatch m;
-      if (std::regex_search(subject, m, o_.patient_regex) && m.size() > 1 && m[1].matched && m[1].length() > 0) {
-        return m[1].str();
-      }
-    }
-    return std::string();
-  }
+  std::string PatternId(const std::string& file_name) const { return PatientFromName(file_name, o_.patient_regex); }
 
   // Says, in the run log and the report, how many images are grouped by
   // something other than a patient id: their patients may be in two splits

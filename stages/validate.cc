@@ -44,6 +44,7 @@
 
 #include "dataset/image_io.h"
 #include "stages/link_images.h"
+#include "stages/patient_groups.h"
 #include "stages/registry.h"
 #include "util/hash.h"
 #include "util/strings.h"
@@ -207,15 +208,6 @@ struct Findings {
 };
 
 std::string Num(double v) { return fmt::format("{:g}", v); }
-
-// Group 1 of `re` on the base name of `file_name`, else on the path; "".
-std::string PatientFromName(const std::string& file_name, const std::regex& re) {
-  for (const std::string& subject : {fs::path(file_name).filename().string(), file_name}) {
-    std::smatch m;
-    if (std::regex_search(subject, m, re) && m.size() > 1 && m[1].length() > 0) return m[1].str();
-  }
-  return std::string();
-}
 
 // Patient ids in several splits; with a pattern, also the patients the file
 // names carry, which a patient id set from a Roboflow group can hide.
