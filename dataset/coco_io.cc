@@ -78,6 +78,7 @@ Status ParseImage(const Value& v, size_t index, Image* img) {
       else if (a.IsBool()) img->attributes[key] = a.GetBool();
       else if (a.IsInt64()) img->attributes[key] = a.GetInt64();
       else if (a.IsNumber()) img->attributes[key] = a.GetDouble();
+      else img->attributes[key] = JsonText{RawJson(a)};  // array, object or null: kept as written
     }
   }
   if (auto it = v.FindMember("origin"); it != v.MemberEnd() && it->value.IsObject()) {
@@ -115,6 +116,13 @@ void WriteAttr(Writer& w, const AttrValue& v) {
     void operator()(int64_t i) const { w.Int64(i); }
     void operator()(double d) const { w.Double(d); }
     void operator()(bool b) const { w.Bool(b); }
+    void operator()(const JsonText& j) const {
+      const rapidjson::Type type = j.json.empty() || j.json == "null" ? rapidjson::kNullType
+                                   : j.json[0] == '['                 ? rapidjson::kArrayType
+                                                                      : rapidjson::kObjectType;
+      if (j.json.empty()) w.Null();
+      else w.RawValue(j.json.data(), j.json.size(), type);
+    }
   };
   std::visit(Visitor{w}, v);
 }

@@ -24,6 +24,7 @@ std::string AttrToString(const AttrValue& v) {
     std::string operator()(int64_t i) const { return std::to_string(i); }
     std::string operator()(double d) const { return fmt::format("{}", d); }
     std::string operator()(bool b) const { return b ? "true" : "false"; }
+    std::string operator()(const JsonText& j) const { return j.json; }
   };
   return std::visit(Visitor{}, v);
 }

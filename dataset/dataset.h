@@ -32,7 +32,15 @@ struct Annotation {
   std::string segmentation;       // raw JSON text, empty when absent
 };
 
-using AttrValue = std::variant<std::string, int64_t, double, bool>;
+// An attribute whose value is a JSON array, object or null, kept as its
+// compact JSON text so it survives a read and a write unchanged (a Roboflow
+// or CVAT export's per-image lists, a tool's nested metadata).
+struct JsonText {
+  std::string json;
+  auto operator<=>(const JsonText&) const = default;
+};
+
+using AttrValue = std::variant<std::string, int64_t, double, bool, JsonText>;
 
 // What an image was derived from, and how. Empty for original images.
 struct Origin {
@@ -64,7 +72,7 @@ struct Dataset {
   std::unordered_map<int64_t, std::vector<size_t>> AnnotationsByImage() const;
 };
 
-// Renders an attribute for CSV cells and messages.
+// Renders an attribute for CSV cells and messages (JSON text as written).
 std::string AttrToString(const AttrValue& v);
 
 }  // namespace medpipe

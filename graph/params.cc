@@ -3,7 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <filesystem>
+#include <limits>
+#include <string_view>
 
 namespace medpipe {
 
@@ -120,6 +123,40 @@ std::string ValueJson(const ParamValue& v) {
 
 }  // namespace
 
+namespace {
+
+// Sign and magnitude of a YAML integer scalar (see ParseYamlInt).
+bool ParseYamlMagnitude(std::string_view s, bool* negative, uint64_t* magnitude) {
+  *negative = false;
+  if (!s.empty() && (s[0] == '+' || s[0] == '-')) *negative = s[0] == '-', s.remove_prefix(1);
+  int base = 10;
+  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) base = 16, s.remove_prefix(2);
+  else if (s.size() > 2 && s[0] == '0' && s[1] == 'o') base = 8, s.remove_prefix(2);
+  if (s.empty()) return false;
+  // from_chars takes no sign here (it was taken above) and only digits of `base`.
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *magnitude, base);
+  return ec == std::errc() && end == s.data() + s.size();
+}
+
+}  // namespace
+
+std::optional<int64_t> ParseYamlInt(const std::string& text) {
+  bool negative;
+  uint64_t m;
+  if (!ParseYamlMagnitude(text, &negative, &m)) return std::nullopt;
+  constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+  if (!negative) return m <= kMax ? std::optional<int64_t>(static_cast<int64_t>(m)) : std::nullopt;
+  if (m == kMax + 1) return std::numeric_limits<int64_t>::min();
+  return m <= kMax ? std::optional<int64_t>(-static_cast<int64_t>(m)) : std::nullopt;
+}
+
+std::optional<uint64_t> ParseYamlUint(const std::string& text) {
+  bool negative;
+  uint64_t m;
+  if (!ParseYamlMagnitude(text, &negative, &m) || (negative && m != 0)) return std::nullopt;
+  return m;
+}
+
 Result<ParamValue> ConvertParam(const ParamSpec& spec, const YAML::Node& node, const std::string& base_dir) {
   auto mismatch = [&](const char* want) {
     return Status::Config(fmt::format("expected {}, got {}", want, Describe(node)));
@@ -131,9 +168,10 @@ Result<ParamValue> ConvertParam(const ParamSpec& spec, const YAML::Node& node, c
       return ParamValue(b);
     }
     case ParamType::kInt: {
-      int64_t i;
-      if (!node.IsScalar() || !YAML::convert<int64_t>::decode(node, i)) return mismatch("an integer");
-      return ParamValue(i);
+      // Not YAML::convert, which reads a leading 0 as octal ("010" -> 8).
+      std::optional<int64_t> i = node.IsScalar() ? ParseYamlInt(node.Scalar()) : std::nullopt;
+      if (!i) return mismatch("an integer");
+      return ParamValue(*i);
     }
     case ParamType::kFloat: {
       double d;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <variant>
@@ -85,6 +86,12 @@ class Params {
   SourceLoc block_loc_;
   std::map<std::string, Entry> values_;
 };
+
+// A YAML integer scalar as the pipeline format reads it: decimal (leading
+// zeros are decimal: "010" is 10, never octal 8), or 0x hex, or 0o octal
+// (YAML 1.2), with an optional sign; nullopt for anything else or overflow.
+std::optional<int64_t> ParseYamlInt(const std::string& text);
+std::optional<uint64_t> ParseYamlUint(const std::string& text);  // the same, 0 to 2^64-1
 
 // Converts `node` to `spec`'s type. Paths are resolved against `base_dir`.
 // On a type mismatch returns a message such as "expected an integer, got

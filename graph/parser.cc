@@ -57,11 +57,9 @@ class Parser {
     p.workdir = fs::path(workdir).is_absolute() ? fs::path(workdir) : p.dir / workdir;
     p.workdir = p.workdir.lexically_normal();
     if (YAML::Node seed = root["seed"]; seed) {
-      uint64_t s = 0;
-      if (!seed.IsScalar() || !YAML::convert<uint64_t>::decode(seed, s)) {
-        Error(seed, "seed: expected a non-negative integer");
-      }
-      p.seed = s;
+      std::optional<uint64_t> s = seed.IsScalar() ? ParseYamlUint(seed.Scalar()) : std::nullopt;
+      if (!s) Error(seed, "seed: expected a non-negative integer");
+      p.seed = s.value_or(0);
     }
     if (YAML::Node strict = root["strict"]; strict) {
       bool b = false;

@@ -4,7 +4,8 @@
 // listed with its size read from the file header; image-level labels come
 // from a glob map or a CSV, patient ids from a filename regex, boxes from an
 // optional COCO file. Images with no boxes are negatives (empty annotation
-// lists). Unreadable images are per-item problems.
+// lists). Unreadable images are per-item problems. Each box is checked against
+// its image as it comes in (bad_boxes, see box_gate.h).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -13,6 +14,8 @@
 
 #include "dataset/coco_io.h"
 #include "dataset/image_io.h"
+#include "stages/box_gate.h"
+#include "stages/patient_groups.h"
 #include "stages/registry.h"
 #include "util/csv.h"
 #include "util/hash.h"
@@ -33,6 +36,7 @@ struct AnnotateOptions {
   std::string source;
   fs::path annotations;
   std::vector<std::string> categories;
+  BadBoxPolicy bad_boxes = BadBoxPolicy::kClip;
 };
 
 std::string Lower(std::string s) {
@@ -125,6 +129,7 @@ class AnnotateStage : public Stage {
       box_image_by_name.emplace(fs::path(img.file_name).filename().string(), img.id);
     }
     auto boxes_by_image = boxes.AnnotationsByImage();
+    BoxGate gate(o_.bad_boxes);
 
     for (size_t i = 0; i < files.size(); ++i) {
       if (!results[i].ok) continue;
@@ -136,12 +141,11 @@ class AnnotateStage : public Stage {
       img.source = o_.source.empty() ? ctx.id() : o_.source;
       img.labels = LabelsFor(rel, csv_labels);
       if (!o_.patient_pattern.empty()) {
-        std::smatch m;
-        if (std::regex_search(rel, m, o_.patient_regex) && m.size() > 1 && m[1].matched) {
-          img.patient_id = m[1].str();
-        } else {
+        img.patient_id = PatientFromName(rel, o_.patient_regex);
+        if (img.patient_id.empty()) {
           ctx.Count("no_patient_id");
-          ctx.Problem(rel, "no patient id: the path does not match patient_pattern");
+          ctx.Problem(rel, fmt::format("no patient id: patient_pattern matches neither '{}' nor '{}'",
+                                       fs::path(rel).filename().string(), rel));
         }
       }
       auto src = box_image_by_name.find(rel);
@@ -149,6 +153,7 @@ class AnnotateStage : public Stage {
       if (src != box_image_by_name.end()) {
         for (size_t k : boxes_by_image[src->second]) {
           Annotation a = boxes.annotations[k];
+          if (!gate.Admit(ctx, img.file_name, &a, img.width, img.height)) continue;
           a.id = static_cast<int64_t>(ds.annotations.size()) + 1;
           a.image_id = img.id;
           ds.annotations.push_back(std::move(a));
@@ -158,6 +163,7 @@ class AnnotateStage : public Stage {
       ds.images.push_back(std::move(img));
     }
     ctx.Count("images", static_cast<int64_t>(ds.images.size()));
+    MEDPIPE_RETURN_IF_ERROR(gate.Finish());
     return ctx.WriteDataset(ds);
   }
 
@@ -230,6 +236,7 @@ Result<std::unique_ptr<Stage>> MakeAnnotate(const StageDecl& d, uint64_t) {
   o.source = p.GetString("source");
   o.annotations = p.GetString("annotations");
   o.categories = p.GetStringList("categories");
+  o.bad_boxes = BadBoxesOf(p);
   return std::unique_ptr<Stage>(new AnnotateStage(std::move(o)));
 }
 
@@ -250,10 +257,12 @@ void RegisterAnnotate(Registry* registry) {
       {"labels_csv", ParamType::kPath, "", false, "CSV with an image key column and a label column", {}},
       {"labels_csv_key", ParamType::kString, "file", false, "CSV column matched to the relative path, file name or stem", {}},
       {"labels_csv_label", ParamType::kString, "label", false, "CSV column with the label", {}},
-      {"patient_pattern", ParamType::kString, "", false, "regex on the relative path; group 1 is the patient id", {}},
+      {"patient_pattern", ParamType::kString, "", false,
+       "regex on the file's base name (else its relative path); group 1 is the patient id", {}},
       {"source", ParamType::kString, "", false, "source tag for every image (default: the stage id)", {}},
       {"annotations", ParamType::kPath, "", false, "COCO file whose boxes are attached by file name", {}},
       {"categories", ParamType::kStringList, "", false, "category names to declare even without boxes", {}},
+      BadBoxesParam(),
   };
   registry->Add(StageKind{std::move(spec), MakeAnnotate});
 }

@@ -97,6 +97,72 @@ TEST_F(AnnotateTest, AttachesBoxesFromACocoFile) {
   for (const auto& a : ds.annotations) EXPECT_GE(a.image_id, 1);
 }
 
+// Bad boxes at the door: a negative width, a zero height, one wholly outside and one
+// overlapping the 64x64 image's edge; the default clips the last and drops
+// the rest, each counted and listed with its file and annotation id.
+class AnnotateBadBoxesTest : public AnnotateTest {
+ protected:
+  void WriteBoxes() {
+    Dataset boxes;
+    boxes.categories = {{1, "IPH", "h"}};
+    Image img;
+    img.id = 7, img.file_name = "P0001_001.png", img.width = img.height = 64;
+    boxes.images.push_back(img);
+    const double b[][4] = {{10, 10, -5, 4}, {1, 1, 4, 0}, {70, 70, 5, 5}, {50, 50, 20, 10}, {2, 2, 8, 8}};
+    for (int k = 0; k < 5; ++k) {
+      Annotation a;
+      a.id = 101 + k, a.image_id = 7, a.category_id = 1;
+      for (int j = 0; j < 4; ++j) a.bbox[j] = b[k][j];
+      a.area = b[k][2] * b[k][3];
+      boxes.annotations.push_back(a);
+    }
+    testing::WriteText(dir_ / "data/bad.coco.json", SerializeCoco(boxes));
+  }
+};
+
+TEST_F(AnnotateBadBoxesTest, DefaultClipsWhatOverlapsAndDropsTheRest) {
+  WriteBoxes();
+  ASSERT_EQ(Run("      annotations: data/bad.coco.json\n").summary.exit_code, 0);
+  Dataset ds = Output();
+  ASSERT_EQ(ds.annotations.size(), 2u);
+  EXPECT_EQ(ds.annotations[0].bbox[0], 50);
+  EXPECT_EQ(ds.annotations[0].bbox[2], 14) << "clipped at the right edge";
+  EXPECT_EQ(ds.annotations[0].bbox[3], 10);
+  EXPECT_DOUBLE_EQ(ds.annotations[0].area, 140);
+  EXPECT_EQ(ds.annotations[1].bbox[2], 8) << "a good box is untouched";
+  std::string report = testing::ReadText(dir_ / "work/ann/report.json");
+  EXPECT_NE(report.find("\"boxes_dropped\": 3"), std::string::npos) << report;
+  EXPECT_NE(report.find("\"boxes_clipped\": 1"), std::string::npos) << report;
+  EXPECT_NE(report.find("images/P0001_001.png: annotation 101"), std::string::npos) << report;
+  EXPECT_NE(report.find("box [10, 10, -5, 4] has no positive width and height; box dropped"), std::string::npos);
+  EXPECT_NE(report.find("annotation 102"), std::string::npos);
+  EXPECT_NE(report.find("box [70, 70, 5, 5] lies outside the 64x64 image"), std::string::npos);
+}
+
+TEST_F(AnnotateBadBoxesTest, DropAndFailPolicies) {
+  WriteBoxes();
+  ASSERT_EQ(Run("      annotations: data/bad.coco.json\n      bad_boxes: drop\n").summary.exit_code, 0);
+  ASSERT_EQ(Output().annotations.size(), 1u);
+  EXPECT_NE(testing::ReadText(dir_ / "work/ann/report.json").find("\"boxes_dropped\": 4"), std::string::npos);
+  auto r = Run("      annotations: data/bad.coco.json\n      bad_boxes: fail\n");
+  EXPECT_EQ(r.summary.exit_code, 1);
+  EXPECT_NE(r.Of("ann").reason.find("4 bad box(es)"), std::string::npos) << r.Of("ann").reason;
+  EXPECT_NE(r.Of("ann").reason.find("images/P0001_001.png: annotation 101: box [10, 10, -5, 4]"), std::string::npos);
+}
+
+TEST_F(AnnotateTest, PatientPatternTriesTheBaseNameInSubfolders) {
+  fs::create_directories(dir_ / "data/images/sub");
+  fs::rename(dir_ / "data/images/P0002_001.png", dir_ / "data/images/sub/P0002_001.png");
+  ASSERT_EQ(Run("      patient_pattern: '^(P\\d+)_'\n").summary.exit_code, 0);
+  bool seen = false;
+  for (const Image& img : Output().images) {
+    if (img.file_name != "images/sub/P0002_001.png") continue;
+    seen = true;
+    EXPECT_EQ(img.patient_id, "P0002");
+  }
+  EXPECT_TRUE(seen);
+}
+
 TEST_F(AnnotateTest, CorruptImageIsAPerItemProblemAndTheRestGoOn) {
   testing::WriteText(dir_ / "data/images/broken.png", "\x89PNG\r\n\x1a\nthis is not really a png");
   testing::WriteText(dir_ / "data/images/notes.txt", "ignored: not an image extension");

@@ -12,7 +12,9 @@
 // (largest remainders round), else its quota is need[s].
 //
 // Pool units: pool images are grouped by union-find over patient id and the
-// group attribute (an image with neither is a unit of its own); a unit goes
+// group attribute (an image with neither is a unit of its own; pool images
+// without a patient id are counted and said in the run log, or fail the stage
+// with `missing_patient: error`); a unit goes
 // to one split whole. A unit whose patient or group is already in split s is
 // pinned to s: it is used only there, counts against s's quota, and may
 // overflow it, but never goes to another split (a unit pinned to two splits
@@ -58,6 +60,7 @@ struct BalanceOptions {
   bool skip_other_labels = false;
   std::string prefix;
   std::string group_attribute;
+  bool missing_patient_error = false;
 };
 
 struct SplitStats {
@@ -303,6 +306,7 @@ class BalanceStage : public Stage {
       if (!img.group.empty()) uf.Union(n, uf.Node("group\x1f" + img.group));
       node[i] = n;
     }
+    MEDPIPE_RETURN_IF_ERROR(ReportFallback(ctx, pool, node));
     std::vector<Unit> units;
     std::unordered_map<uint32_t, size_t> unit_of_root;
     for (size_t i = 0; i < pool.images.size(); ++i) {
@@ -493,6 +497,40 @@ class BalanceStage : public Stage {
   }
 
  private:
+  // Usable pool images without a patient id are grouped by their Roboflow
+  // source name (group attribute) or stand alone: said in the run log and the
+  // report with the count, or, with missing_patient: error, the stage fails.
+  Status ReportFallback(StageContext& ctx, const PoolIndex& pool, const std::vector<int64_t>& node) const {
+    int64_t usable = 0, by_group = 0, alone = 0;
+    std::vector<std::string> names;
+    for (size_t i = 0; i < pool.images.size(); ++i) {
+      if (node[i] < 0) continue;
+      ++usable;
+      const PoolEntry& img = pool.images[i];
+      if (!img.patient_id.empty()) continue;
+      ++(img.group.empty() ? alone : by_group);
+      if (names.size() < 10) names.push_back(img.file_name);
+    }
+    ctx.Count("pool.patient_fallback.group", by_group);
+    ctx.Count("pool.patient_fallback.alone", alone);
+    if (by_group + alone == 0) return Status::OK();
+    if (o_.missing_patient_error) {
+      return Status::Failed(fmt::format("{} of {} usable pool images have no patient_id ({}{}); missing_patient: error "
+                                        "stops the run (own_group groups them by Roboflow source name or alone)",
+                                        by_group + alone, usable, Join(names, ", "),
+                                        by_group + alone > static_cast<int64_t>(names.size()) ? ", ..." : ""));
+    }
+    for (const auto& [n, what] : {std::pair<int64_t, const char*>{by_group, "grouped by Roboflow source name"},
+                                  {alone, "each image its own patient"}}) {
+      if (n == 0) continue;
+      std::string text = fmt::format("{} of {} pool images have no patient_id: {}; patient leakage cannot be ruled out",
+                                     n, usable, what);
+      ctx.Log(text);
+      ctx.Problem("(pool patient grouping)", text);
+    }
+    return Status::OK();
+  }
+
   std::string GroupOf(const Image& img) const {
     if (o_.group_attribute.empty()) return std::string();
     auto it = img.attributes.find(o_.group_attribute);
@@ -519,6 +557,7 @@ Result<std::unique_ptr<Stage>> MakeBalance(const StageDecl& d, uint64_t) {
     return p.Error("pool_prefix", "a file name prefix: no '/', not starting with '.'");
   }
   o.group_attribute = p.GetString("group_attribute");
+  o.missing_patient_error = p.GetString("missing_patient") == "error";
   return std::unique_ptr<Stage>(new BalanceStage(std::move(o)));
 }
 
@@ -543,6 +582,10 @@ void RegisterBalance(Registry* registry) {
        "file name prefix of pool images in images/, e.g. no_hem_; empty: none", {}},
       {"group_attribute", ParamType::kString, "group", false,
        "image attribute whose equal values must share a split; empty: none", {}},
+      {"missing_patient", ParamType::kString, "own_group", false,
+       "pool images without a patient id: own_group (grouped by their group value, else alone; logged and "
+       "counted) or error",
+       {"own_group", "error"}},
   };
   registry->Add(StageKind{std::move(spec), MakeBalance});
 }

@@ -115,6 +115,31 @@ TEST_F(BalanceTest, ShortPoolIsDistributedInProportionToEachShortfall) {
   EXPECT_EQ(c["pool.unused"], 0);
 }
 
+// Pool images without a patient id are grouped by their group or alone, and
+// the stage says how many; missing_patient: error stops it.
+TEST_F(BalanceTest, PoolPatientFallbackIsSaidOrFails) {
+  Dataset pool;
+  AddPool(&pool, "Q", 30, 1, "TN");
+  for (size_t i = 0; i < 20; ++i) {
+    pool.images[i].patient_id.clear();
+    if (i < 12) pool.images[i].attributes["group"] = "rf" + std::to_string(i / 2);
+  }
+  ASSERT_EQ(Run(SplitDataset(kSplits), pool).summary.exit_code, 0);
+  auto c = Count();
+  EXPECT_EQ(c["pool.patient_fallback.group"], 12);
+  EXPECT_EQ(c["pool.patient_fallback.alone"], 8);
+  const std::string said =
+      "12 of 30 pool images have no patient_id: grouped by Roboflow source name; patient leakage cannot be ruled out";
+  EXPECT_NE(testing::ReadText(dir_ / "work/b/report.json").find(said), std::string::npos);
+  EXPECT_NE(testing::ReadText(dir_ / "work/.medpipe/run.log").find(said), std::string::npos);
+
+  TempDir other;
+  auto r = Run(SplitDataset(kSplits), pool, "{missing_patient: error}", {}, 7, other.path());
+  EXPECT_EQ(r.summary.exit_code, 1);
+  EXPECT_NE(r.Of("b").reason.find("20 of 30 usable pool images have no patient_id"), std::string::npos)
+      << r.Of("b").reason;
+}
+
 TEST_F(BalanceTest, BigPoolFillsEverySplitToTheTargetAndLeavesTheRestOut) {
   Dataset pool;
   AddPool(&pool, "Q", 500, 1, "TN");

@@ -260,7 +260,9 @@ Result<std::map<std::string, Metadata>> CtPrepStage::ReadMetadata(StageContext& 
   for (auto [col, label] : {std::pair{name, &c.name}, {slope, &c.slope}, {inter, &c.intercept}, {xy, &c.xy}, {z, &c.z}}) {
     if (col < 0) return Status::Failed(fmt::format("{}: no column '{}'", o_.metadata_csv.string(), *label));
   }
-  for (const std::string& e : t.errors) ctx.Problem(o_.metadata_csv.filename().string(), e);
+  for (const CsvError& e : t.errors) {
+    ctx.Problem(fmt::format("{}:{}", o_.metadata_csv.filename().string(), e.line), e.reason, "malformed CSV row");
+  }
   std::map<std::string, Metadata> out;
   for (const CsvRow& row : t.rows) {
     std::string where = fmt::format("{}:{}", o_.metadata_csv.filename().string(), row.line);
@@ -302,7 +304,9 @@ Result<std::map<std::string, std::vector<std::string>>> CtPrepStage::ReadLabels(
   for (size_t i = 0; i < cols.size(); ++i) {
     categories->push_back(Category{static_cast<int64_t>(i) + 1, t.header[cols[i]], "finding"});
   }
-  for (const std::string& e : t.errors) ctx.Problem(o_.labels_csv.filename().string(), e);
+  for (const CsvError& e : t.errors) {
+    ctx.Problem(fmt::format("{}:{}", o_.labels_csv.filename().string(), e.line), e.reason, "malformed CSV row");
+  }
   std::map<std::string, std::vector<std::string>> out;
   for (const CsvRow& row : t.rows) {
     std::vector<std::string> positives;

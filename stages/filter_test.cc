@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <set>
+
 #include "dataset/coco_io.h"
 #include "tests/test_util.h"
 
@@ -50,8 +53,8 @@ class FilterTest : public ::testing::Test {
   TempDir dir_;
 };
 
-TEST_F(FilterTest, KeepsListedCategoriesRenumberedAndEmptiedImagesAsNegatives) {
-  ASSERT_EQ(Run("{categories: [SDH, IPH]}").summary.exit_code, 0);
+TEST_F(FilterTest, KeepsListedCategoriesRenumberedAndEmptiedImagesAsNegativesWhenAsked) {
+  ASSERT_EQ(Run("{categories: [SDH, IPH], emptied_images: keep}").summary.exit_code, 0);
   Dataset ds = Output();
   ASSERT_EQ(ds.categories.size(), 2u);
   EXPECT_EQ(ds.categories[0].name, "SDH");
@@ -65,14 +68,82 @@ TEST_F(FilterTest, KeepsListedCategoriesRenumberedAndEmptiedImagesAsNegatives) {
   EXPECT_EQ(ds.annotations[0].bbox[0], 1);
 }
 
-TEST_F(FilterTest, DropsEmptiedImagesButKeepsOriginalNegatives) {
-  ASSERT_EQ(Run("{categories: [IPH], emptied_images: drop, renumber: false}").summary.exit_code, 0);
+// The default: an image whose only box was EDH showed a bleed; it must not
+// become a negative of the smaller set.
+TEST_F(FilterTest, DropsEmptiedImagesByDefaultButKeepsOriginalNegatives) {
+  ASSERT_EQ(Run("{categories: [IPH], renumber: false}").summary.exit_code, 0);
   Dataset ds = Output();
   ASSERT_EQ(ds.images.size(), 2u) << "image 2 lost its only box and is dropped; image 3 was a negative";
   EXPECT_EQ(ds.images[0].file_name, "images/P0001_001.png");
   EXPECT_EQ(ds.images[1].file_name, "images/P0001_003.png");
   EXPECT_EQ(ds.categories[0].id, 3);
   EXPECT_EQ(ds.annotations[0].category_id, 3);
+}
+
+TEST_F(FilterTest, ReportsTheNegativeSharePerSplitAfterFiltering) {
+  ASSERT_EQ(Run("{categories: [IPH], emptied_images: keep}").summary.exit_code, 0);
+  std::string report = testing::ReadText(dir_ / "work/f/report.json");
+  // Unsplit input: images 2 (emptied, kept) and 3 are negatives of 3.
+  EXPECT_NE(report.find("\"unsplit.negative_share_bp\": 6667"), std::string::npos) << report;
+  EXPECT_NE(report.find("\"unsplit.negatives\": 2"), std::string::npos) << report;
+  EXPECT_NE(testing::ReadText(dir_ / "work/.medpipe/run.log").find("negatives after filtering: unsplit 66.7% (2 of 3)"),
+            std::string::npos);
+}
+
+// negative_share: as_input brings each split back to its input's share after
+// the emptied images went, dropping a source negative with its copies.
+TEST(FilterTrim, NegativeShareAsInputTrimsNegativesPerSplit) {
+  TempDir dir;
+  Dataset ds;
+  ds.categories = {{1, "EDH", "h"}, {2, "IPH", "h"}};
+  auto add = [&](const std::string& split, const std::string& name, int category, const std::string& origin = "") {
+    Image img;
+    img.id = static_cast<int64_t>(ds.images.size()) + 1;
+    img.file_name = "images/" + name + ".png";
+    img.split = split;
+    if (!origin.empty()) img.origin.image = "images/" + origin + ".png";
+    ds.images.push_back(img);
+    if (category > 0) {
+      Annotation a;
+      a.id = static_cast<int64_t>(ds.annotations.size()) + 1;
+      a.image_id = img.id, a.category_id = category;
+      a.bbox[2] = a.bbox[3] = 4;
+      ds.annotations.push_back(a);
+    }
+  };
+  // train: 6 IPH, 2 EDH-only, 8 negatives (one of them with 2 copies): 50%.
+  for (int i = 0; i < 6; ++i) add("train", "pos" + std::to_string(i), 2);
+  for (int i = 0; i < 2; ++i) add("train", "edh" + std::to_string(i), 1);
+  for (int i = 0; i < 5; ++i) add("train", "neg" + std::to_string(i), 0);
+  add("train", "negc", 0), add("train", "negc_aug1", 0, "negc"), add("train", "negc_aug2", 0, "negc");
+  // valid: 2 IPH, 2 negatives, nothing emptied: untouched.
+  for (int i = 0; i < 2; ++i) add("valid", "vpos" + std::to_string(i), 2), add("valid", "vneg" + std::to_string(i), 0);
+  fs::create_directories(dir / "data");
+  testing::WriteText(dir / "data/ds.json", SerializeCoco(ds));
+  auto r = testing::RunYaml(testing::TestKinds(), dir.path(),
+                            "workdir: work\nstages:\n"
+                            "  - {id: given, kind: emit, params: {coco: data/ds.json}}\n"
+                            "  - {id: f, kind: filter, inputs: [given], params: {categories: [IPH], "
+                            "negative_share: as_input}}\n");
+  ASSERT_EQ(r.summary.exit_code, 0) << r.Of("f").reason;
+  Result<Dataset> out = ReadCoco(dir / "work/f/dataset.json");
+  ASSERT_TRUE(out.ok());
+  std::map<std::string, int> negatives, positives;
+  std::set<std::string> names;
+  for (const Image& img : out->images) names.insert(img.file_name);
+  auto by_image = out->AnnotationsByImage();
+  for (const Image& img : out->images) ++(by_image.count(img.id) ? positives : negatives)[img.split];
+  EXPECT_EQ(positives["train"], 6);
+  EXPECT_EQ(negatives["train"], 6) << "back to 50%";
+  EXPECT_EQ(negatives["valid"], 2);
+  for (const Image& img : out->images) {
+    if (!img.origin.image.empty()) {
+      EXPECT_TRUE(names.count(img.origin.image)) << img.file_name << " outlived its source";
+    }
+  }
+  std::string report = testing::ReadText(dir / "work/f/report.json");
+  EXPECT_NE(report.find("\"train.negatives_trimmed\": 2"), std::string::npos) << report;
+  EXPECT_NE(report.find("\"train.negative_share_bp\": 5000"), std::string::npos) << report;
 }
 
 TEST_F(FilterTest, ImagesAreLinksToTheInputsNotCopies) {

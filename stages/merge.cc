@@ -30,6 +30,7 @@
 #include <unordered_map>
 
 #include "dataset/coco_io.h"
+#include "stages/box_gate.h"
 #include "stages/link_images.h"
 #include "stages/registry.h"
 #include "util/hash.h"
@@ -57,6 +58,7 @@ struct MergeOptions {
   std::map<std::string, std::string> category_map;    // source name -> target name
   bool drop_unmapped = false;
   bool patient_from_group = true;
+  BadBoxPolicy bad_boxes = BadBoxPolicy::kClip;
 };
 
 // stat(2), following symlinks: a source may be a link to a folder.
@@ -228,6 +230,7 @@ class MergeStage : public Stage {
     for (size_t k = 0; k < o_.categories.size(); ++k) {
       out.categories.push_back(Category{static_cast<int64_t>(k) + 1, o_.categories[k], ""});
     }
+    BoxGate gate(o_.bad_boxes);
     std::vector<std::unordered_map<int64_t, std::vector<size_t>>> by_image;
     for (const auto& s : srcs) by_image.push_back(s.ds.AnnotationsByImage());
     for (size_t i = 0; i < kept.size(); ++i) {
@@ -261,6 +264,7 @@ class MergeStage : public Stage {
             continue;
           }
           Annotation na = a;
+          if (!gate.Admit(ctx, c.name, &na, img.width, img.height)) continue;
           na.id = static_cast<int64_t>(out.annotations.size()) + 1;
           na.image_id = img.id;
           na.category_id = cat->second;
@@ -272,6 +276,7 @@ class MergeStage : public Stage {
     }
     ctx.Count("images", static_cast<int64_t>(out.images.size()));
     ctx.Count("annotations", static_cast<int64_t>(out.annotations.size()));
+    MEDPIPE_RETURN_IF_ERROR(gate.Finish());
     return ctx.WriteDataset(out);
   }
 
@@ -488,6 +493,7 @@ Result<std::unique_ptr<Stage>> MakeMerge(const StageDecl& d, uint64_t) {
   }
   o.drop_unmapped = p.GetString("unmapped") == "drop";
   o.patient_from_group = p.GetBool("patient_from_group");
+  o.bad_boxes = BadBoxesOf(p);
   return std::unique_ptr<Stage>(new MergeStage(std::move(o)));
 }
 
@@ -514,8 +520,10 @@ void RegisterMerge(Registry* registry) {
       {"unmapped", ParamType::kString, "error", false,
        "categories neither mapped nor targets: error (fail, listing them) or drop their annotations",
        {"error", "drop"}},
-      {"patient_from_group", ParamType::kBool, "true", false,
-       "images without a patient id take their Roboflow group (<prefix><stem>) as patient id", {}},
+      {"patient_from_group", ParamType::kBool, "false", false,
+       "images without a patient id take their Roboflow group (<prefix><stem>) as patient id; off by default: "
+       "the group is an upload, not a patient (split's patient_pattern finds the patient in the name)", {}},
+      BadBoxesParam(),
   };
   registry->Add(StageKind{std::move(spec), MakeMerge});
 }

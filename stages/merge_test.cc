@@ -199,6 +199,25 @@ TEST_F(MergeTest, UnmappedDropRemovesTheirAnnotationsAndCountsThem) {
   EXPECT_EQ(c["categories_dropped"], 2);
 }
 
+// A negative-width box in a source is not passed through with area 0.
+TEST_F(MergeTest, BadBoxesAreDroppedAndListed) {
+  Result<Dataset> a = ReadCoco(dir_ / "a/coco.json");
+  ASSERT_TRUE(a.ok());
+  a->annotations[0].bbox[0] = 10, a->annotations[0].bbox[1] = 10;
+  a->annotations[0].bbox[2] = -5, a->annotations[0].bbox[3] = 4;  // annotation 100 of x.png
+  testing::WriteText(dir_ / "a/coco.json", SerializeCoco(*a));
+  auto r = Run(Sources() + "      categories: [IPH, bleed, SDH]\n");
+  ASSERT_EQ(r.summary.exit_code, 0) << r.Of("m").reason;
+  EXPECT_EQ(Counters(dir_ / "work/m")["boxes_dropped"], 1);
+  EXPECT_EQ(Output().annotations.size(), 4u);
+  bool listed = false;
+  for (const auto& [item, reason] : Problems(dir_ / "work/m")) {
+    listed |= item == "va:x.png: annotation 100" && reason.find("[10, 10, -5, 4]") != std::string::npos;
+  }
+  EXPECT_TRUE(listed);
+  EXPECT_EQ(Run(Sources() + "      categories: [IPH, bleed, SDH]\n      bad_boxes: fail\n").summary.exit_code, 1);
+}
+
 TEST_F(MergeTest, DuplicatePixelsAcrossSourcesAreKeptOnceAndReported) {
   testing::WriteText(dir_ / "b/y.png", "ay");  // b/y.png has a/y.png's bytes
   auto r = Run(Sources() + "      categories: [SDH, IPH]\n      category_map: {bleed: IPH}\n");
@@ -439,7 +458,7 @@ TEST_F(MergeRoboflowTest, SymlinkedExportFolderRelativeToThePipelineIsAutoDetect
 TEST_F(MergeRoboflowTest, BrainTumorValFolderAndAugmentedCopiesShareAGroup) {
   const fs::path brain = kPublic / "coco_roboflow_brain_tumor_mri";
   auto r = Run("      sources: [{path: '" + brain.string() + "', prefix: bt_, format: roboflow}]\n"
-               "      categories: [tumor]\n      category_map: {object: tumor}\n");
+               "      categories: [tumor]\n      category_map: {object: tumor}\n      patient_from_group: true\n");
   ASSERT_EQ(r.summary.exit_code, 0) << r.Of("m").reason;
   Dataset ds = Output();
   ASSERT_EQ(ds.images.size(), 178u);
@@ -466,11 +485,11 @@ TEST_F(MergeRoboflowTest, BrainTumorValFolderAndAugmentedCopiesShareAGroup) {
   EXPECT_EQ(c["patient_from_group"], 178);
 
   r = Run("      sources: [{path: '" + brain.string() + "', prefix: bt_}]\n"
-          "      categories: [object]\n      patient_from_group: false\n");
+          "      categories: [object]\n");
   ASSERT_EQ(r.summary.exit_code, 0) << r.Of("m").reason;
   ds = Output();
   ASSERT_FALSE(ds.images.empty());
-  EXPECT_EQ(ds.images[0].patient_id, "");
+  EXPECT_EQ(ds.images[0].patient_id, "") << "by default a Roboflow upload name is not a patient id";
   EXPECT_TRUE(ds.images[0].attributes.count("group"));
 }
 

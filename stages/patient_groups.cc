@@ -40,6 +40,18 @@ void UnionFind::Union(uint32_t a, uint32_t b) {
   if (a != b) parent_[std::max(a, b)] = std::min(a, b);
 }
 
+std::string PatientFromName(const std::string& file_name, const std::regex& pattern) {
+  const size_t slash = file_name.rfind('/');
+  for (const std::string& subject :
+       {slash == std::string::npos ? file_name : file_name.substr(slash + 1), file_name}) {
+    std::smatch m;
+    if (std::regex_search(subject, m, pattern) && m.size() > 1 && m[1].matched && m[1].length() > 0) {
+      return m[1].str();
+    }
+  }
+  return std::string();
+}
+
 std::vector<std::string> FindPatientLeaks(const Dataset& dataset, const std::vector<std::string>& bins,
                                           const std::string& group_attribute) {
   std::map<std::string, std::set<std::string>> where;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <regex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -32,6 +33,11 @@ class UnionFind {
   std::vector<uint32_t> parent_;
   std::vector<std::string> keys_;
 };
+
+// Group 1 of `pattern` on the base name of `file_name` (the name a user sees
+// and writes an anchored pattern for), else on the path as given; "" when
+// neither matches or the group is empty.
+std::string PatientFromName(const std::string& file_name, const std::regex& pattern);
 
 // Every patient id and group value that appears in more than one bin, as
 // "patient P1 in train, valid", sorted. `bins[i]` is image i's split or fold.

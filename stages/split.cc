@@ -6,8 +6,10 @@
 // source image), so one patient's images, and every image sharing a group
 // with them, land in one split. An image without a patient id fails the stage
 // unless `missing_patient` says otherwise (own_group: the image is its own
-// patient; filename_regex: group 1 of `patient_pattern` on its file name is
-// the patient id, written into the output).
+// patient; filename_regex: group 1 of `patient_pattern` on its file's base
+// name, else its path, is the patient id, written into the output; the
+// pattern also replaces a patient id that is only the image's group, as
+// merge's patient_from_group writes).
 //
 // Assignment (what we do instead of Sechidis et al.'s per-label passes, which
 // assume single examples rather than groups): every image counts once for
@@ -21,6 +23,15 @@
 // their size, with a penalty for putting a big group into a small bin. Ratios
 // are therefore shares of images, met to within a group's size; per-class
 // shares follow the whole as closely as the groups allow.
+//
+// Keep (`keep: PATH`, see split_keep.h): a group holding a patient or group
+// value of the earlier version is pinned to its bin and counted before the
+// greedy pass, so new groups fill around the kept ones and bring the shares
+// back toward the ratios; no kept patient moves unless this dataset joins two
+// kept patients of different bins into one group (counted and listed).
+//
+// Fallbacks (images grouped by a Roboflow source name or alone rather than by
+// a patient id) are counted and said in the run log and report.json.
 //
 // After assigning, every patient id and group value is checked to appear in
 // one bin only; a violation fails the stage listing the ids.
@@ -39,6 +50,7 @@
 #include "stages/link_images.h"
 #include "stages/patient_groups.h"
 #include "stages/registry.h"
+#include "stages/split_keep.h"
 #include "util/strings.h"
 
 namespace medpipe {
@@ -53,7 +65,9 @@ struct SplitOptions {
   int folds = 5;
   Missing missing = Missing::kError;
   std::regex patient_regex;
+  std::string pattern;         // patient_pattern as written, for messages
   std::string group_attribute;
+  fs::path keep;               // an earlier version's splits to keep; empty: none
 };
 
 struct Group {
@@ -63,8 +77,10 @@ struct Group {
 };
 
 // Assigns each group a bin per the header comment. `shares` sum to 1.
-std::vector<int> AssignGroups(const std::vector<Group>& groups, const std::vector<double>& shares, size_t classes,
-                              uint64_t seed) {
+// `fixed[g]` >= 0 pins group g to that bin (kept from an earlier version):
+// pinned groups are counted first, so the free ones fill around them.
+std::vector<int> AssignGroups(const std::vector<Group>& groups, const std::vector<int>& fixed,
+                              const std::vector<double>& shares, size_t classes, uint64_t seed) {
   const size_t bins = shares.size();
   std::vector<double> class_total(classes, 0.0);
   double images = 0;
@@ -87,7 +103,14 @@ std::vector<int> AssignGroups(const std::vector<Group>& groups, const std::vecto
   });
 
   std::vector<int> bin_of(groups.size(), -1);
+  for (size_t gi = 0; gi < groups.size(); ++gi) {
+    if (fixed[gi] < 0) continue;
+    bin_of[gi] = fixed[gi];
+    count[fixed[gi]][classes] += static_cast<double>(groups[gi].images.size());
+    for (auto [c, n] : groups[gi].classes) count[fixed[gi]][c] += n;
+  }
   for (size_t gi : order) {
+    if (fixed[gi] >= 0) continue;
     const Group& g = groups[gi];
     const double size = static_cast<double>(g.images.size());
     int best = -1;
@@ -114,6 +137,12 @@ class SplitStage : public Stage {
  public:
   explicit SplitStage(SplitOptions o) : o_(std::move(o)) {}
 
+  // The keep source decides the output, so its content is fingerprinted.
+  Result<std::string> ExternalFingerprint() const override {
+    if (o_.keep.empty()) return std::string();
+    return KeepFingerprint(o_.keep);
+  }
+
   Status Run(StageContext& ctx) const override {
     MEDPIPE_ASSIGN_OR_RETURN(Dataset in, ctx.ReadInputDataset(0));
     const fs::path in_dir = ctx.inputs()[0].dir;
@@ -134,33 +163,49 @@ class SplitStage : public Stage {
     UnionFind uf;
     std::vector<uint32_t> node(images.size());
     std::vector<std::string> unresolved;
+    int64_t by_group = 0, alone = 0, id_is_group = 0;
     for (size_t i = 0; i < images.size(); ++i) {
       Image& img = images[i];
-      if (img.patient_id.empty()) {
-        ctx.Count("missing_patient_id");
+      const std::string group = GroupOf(img);
+      // merge's patient_from_group writes the Roboflow source name as patient
+      // id: a patient id equal to the image's group is no patient id at all,
+      // and a pattern on the file name, when configured, decides instead.
+      const bool from_group = !img.patient_id.empty() && img.patient_id == group;
+      if (img.patient_id.empty() || (from_group && o_.missing == Missing::kRegex)) {
         if (o_.missing == Missing::kRegex) {
-          std::smatch m;
-          if (std::regex_search(img.file_name, m, o_.patient_regex) && m.size() > 1 && m[1].matched &&
-              m[1].length() > 0) {
-            img.patient_id = m[1].str();
+          if (std::string id = PatternId(img.file_name); !id.empty()) {
+            img.patient_id = std::move(id);
+            ctx.Count("patient_from_pattern");
           }
         }
-        if (img.patient_id.empty() && o_.missing != Missing::kOwnGroup) unresolved.push_back(img.file_name);
+      }
+      if (img.patient_id.empty()) {
+        ctx.Count("missing_patient_id");
+        if (o_.missing != Missing::kOwnGroup) unresolved.push_back(img.file_name);
+        ++(group.empty() ? alone : by_group);
+      } else if (img.patient_id == group) {
+        ++id_is_group;
       }
       node[i] = img.patient_id.empty() ? uf.Node("image\x1f" + std::to_string(i))
                                        : uf.Node("patient\x1f" + img.patient_id);
-      if (!o_.group_attribute.empty()) {
-        auto it = img.attributes.find(o_.group_attribute);
-        if (it != img.attributes.end()) uf.Union(node[i], uf.Node("group\x1f" + AttrToString(it->second)));
-      }
+      if (!group.empty()) uf.Union(node[i], uf.Node("group\x1f" + group));
     }
     if (!unresolved.empty()) {
       std::vector<std::string> shown(unresolved.begin(), unresolved.begin() + std::min<size_t>(unresolved.size(), 10));
+      std::string list = Join(shown, ", ") + (unresolved.size() > shown.size() ? ", ..." : "");
+      if (o_.missing == Missing::kRegex) {
+        const std::string& first = unresolved.front();
+        return Status::Failed(fmt::format(
+            "{} image(s) have no patient id and patient_pattern '{}' matches neither their base name nor their "
+            "path (tried on '{}' and '{}'): {}; fix patient_pattern, or set missing_patient: own_group to group "
+            "them without patient ids",
+            unresolved.size(), o_.pattern, fs::path(first).filename().string(), first, list));
+      }
       return Status::Failed(fmt::format(
-          "{} image(s) have no patient id{}: {}{}; set missing_patient to own_group or filename_regex",
-          unresolved.size(), o_.missing == Missing::kRegex ? " and do not match patient_pattern" : "",
-          Join(shown, ", "), unresolved.size() > shown.size() ? ", ..." : ""));
+          "{} image(s) have no patient id: {}; set missing_patient to own_group or filename_regex", unresolved.size(),
+          list));
     }
+    ReportFallback(ctx, images.size(), by_group, alone, id_is_group);
 
     // Classes: categories in dataset order, then "negative".
     std::unordered_map<int64_t, size_t> class_of;
@@ -211,7 +256,8 @@ class SplitStage : public Stage {
     } else {
       for (const auto& [name, share] : o_.ratios) bin_names.push_back(name), shares.push_back(share);
     }
-    std::vector<int> bin_of_group = AssignGroups(groups, shares, negative + 1, ctx.seed());
+    MEDPIPE_ASSIGN_OR_RETURN(std::vector<int> fixed, PinKept(ctx, images, groups, bin_names));
+    std::vector<int> bin_of_group = AssignGroups(groups, fixed, shares, negative + 1, ctx.seed());
 
     std::vector<std::string> bins(images.size());
     for (size_t i = 0; i < images.size(); ++i) {
@@ -277,6 +323,97 @@ class SplitStage : public Stage {
   }
 
  private:
+  // Per group, the bin an earlier version put its patients (or group values)
+  // in, or -1 for a group that is new. A group that joins keys of two kept
+  // bins (new data linked two old patients) goes to the bin of its first
+  // image's key; the others are counted and listed as moved.
+  Result<std::vector<int>> PinKept(StageContext& ctx, const std::vector<Image>& images, const std::vector<Group>& groups,
+                                   const std::vector<std::string>& bin_names) const {
+    std::vector<int> fixed(groups.size(), -1);
+    if (o_.keep.empty()) return fixed;
+    MEDPIPE_ASSIGN_OR_RETURN(KeptSplits kept, ReadKeptSplits(o_.keep, o_.kfold, o_.group_attribute));
+    std::map<std::string, int> index;
+    for (size_t b = 0; b < bin_names.size(); ++b) index[bin_names[b]] = static_cast<int>(b);
+    std::set<std::string> unknown;
+    for (const auto& [key, bin] : kept.bin_of) {
+      if (!index.count(bin)) unknown.insert(bin);
+    }
+    if (!unknown.empty()) {
+      return Status::Failed(fmt::format("keep: {} puts patients in {} '{}', which this stage does not make ({})",
+                                        o_.keep.string(), o_.kfold ? "fold" : "split",
+                                        Join(std::vector<std::string>(unknown.begin(), unknown.end()), "', '"),
+                                        Join(bin_names, ", ")));
+    }
+    std::set<std::string> kept_patients, moved_patients, new_patients;
+    int64_t kept_images = 0;
+    for (size_t g = 0; g < groups.size(); ++g) {
+      std::vector<std::pair<std::string, int>> found;  // key -> kept bin, in image order
+      for (size_t i : groups[g].images) {
+        const std::string group = GroupOf(images[i]);
+        for (const std::string& key : {images[i].patient_id.empty() ? std::string() : "patient\x1f" + images[i].patient_id,
+                                       group.empty() ? std::string() : "group\x1f" + group}) {
+          auto it = key.empty() ? kept.bin_of.end() : kept.bin_of.find(key);
+          if (it != kept.bin_of.end()) found.emplace_back(key, index[it->second]);
+        }
+      }
+      if (!found.empty()) {
+        fixed[g] = found.front().second;
+        kept_images += static_cast<int64_t>(groups[g].images.size());
+      }
+      for (const auto& [key, b] : found) {
+        const bool patient = key.rfind("patient\x1f", 0) == 0;
+        const std::string name = key.substr(key.find('\x1f') + 1);
+        if (b == fixed[g]) {
+          if (patient) kept_patients.insert(name);
+          continue;
+        }
+        if (patient && !moved_patients.insert(name).second) continue;
+        ctx.Problem((patient ? "patient " : "group ") + name,
+                    fmt::format("kept in {} by {}, but this dataset joins it to {} of {}: moved", bin_names[b],
+                                o_.keep.string(), found.front().first.substr(found.front().first.find('\x1f') + 1),
+                                bin_names[fixed[g]]));
+      }
+      for (size_t i : groups[g].images) {
+        const std::string& id = images[i].patient_id;
+        if (!id.empty() && !kept.bin_of.count("patient\x1f" + id)) new_patients.insert(id);
+      }
+    }
+    for (const std::string& id : moved_patients) kept_patients.erase(id);
+    ctx.Count("keep.patients_kept", static_cast<int64_t>(kept_patients.size()));
+    ctx.Count("keep.patients_new", static_cast<int64_t>(new_patients.size()));
+    ctx.Count("keep.patients_moved", static_cast<int64_t>(moved_patients.size()));
+    ctx.Count("keep.images_pinned", kept_images);
+    ctx.Log(fmt::format("keep {}: {} patient(s) kept in their {}, {} new, {} moved", o_.keep.string(),
+                        kept_patients.size(), o_.kfold ? "fold" : "split", new_patients.size(),
+                        moved_patients.size()));
+    return fixed;
+  }
+
+  std::string GroupOf(const Image& img) const {
+    if (o_.group_attribute.empty()) return std::string();
+    auto it = img.attributes.find(o_.group_attribute);
+    return it == img.attributes.end() ? std::string() : AttrToString(it->second);
+  }
+
+  std::string PatternId(const std::string& file_name) const { return PatientFromName(file_name, o_.patient_regex); }
+
+  // Says, in the run log and the report, how many images are grouped by
+  // something other than a patient id: their patients may be in two splits
+  // without any check noticing.
+  static void ReportFallback(StageContext& ctx, size_t total, int64_t by_group, int64_t alone, int64_t id_is_group) {
+    auto say = [&](int64_t n, const char* what, const std::string& counter) {
+      ctx.Count(counter, n);
+      if (n == 0) return;
+      std::string text = fmt::format("{} of {} images {}; patient leakage cannot be ruled out", n, total, what);
+      ctx.Log(text);
+      ctx.Problem("(patient grouping)", text);
+    };
+    say(by_group, "have no patient_id: grouped by Roboflow source name", "patient_fallback.group");
+    say(alone, "have no patient_id and no group: each image is its own patient", "patient_fallback.alone");
+    say(id_is_group, "have a patient_id that is their Roboflow source name (merge's patient_from_group)",
+        "patient_fallback.id_is_group");
+  }
+
   SplitOptions o_;
 };
 
@@ -316,6 +453,7 @@ Result<std::unique_ptr<Stage>> MakeSplit(const StageDecl& d, uint64_t) {
     if (pattern.empty()) return p.Error("patient_pattern", "missing_patient: filename_regex needs a patient_pattern");
     try {
       o.patient_regex = std::regex(pattern, std::regex::ECMAScript);
+      o.pattern = pattern;
     } catch (const std::regex_error& e) {
       return p.Error("patient_pattern", std::string("not a valid regular expression: ") + e.what());
     }
@@ -326,6 +464,14 @@ Result<std::unique_ptr<Stage>> MakeSplit(const StageDecl& d, uint64_t) {
     return p.Error("patient_pattern", "only used with missing_patient: filename_regex");
   }
   o.group_attribute = p.GetString("group_attribute");
+  o.keep = p.GetString("keep");
+  if (!o.keep.empty()) {
+    if (Result<std::vector<fs::path>> files = KeepFiles(o.keep); !files.ok()) {
+      return p.Error("keep", files.status().message() +
+                                 " (keep reads a split stage's folder or dataset.json, an export folder, or a CSV of "
+                                 "patient_id,split)");
+    }
+  }
   return std::unique_ptr<Stage>(new SplitStage(std::move(o)));
 }
 
@@ -334,7 +480,7 @@ Result<std::unique_ptr<Stage>> MakeSplit(const StageDecl& d, uint64_t) {
 void RegisterSplit(Registry* registry) {
   KindSpec spec;
   spec.name = "split";
-  spec.version = 1;
+  spec.version = 2;
   spec.help =
       "patient-level split (or k folds) stratified by class, negatives included; no patient or group in two "
       "splits";
@@ -351,9 +497,13 @@ void RegisterSplit(Registry* registry) {
        "images without a patient id: error, own_group (each its own patient) or filename_regex",
        {"error", "own_group", "filename_regex"}},
       {"patient_pattern", ParamType::kString, "", false,
-       "regex on file_name whose group 1 is the patient id (missing_patient: filename_regex)", {}},
+       "regex on the file's base name (else its path) whose group 1 is the patient id, for images without one or "
+       "whose id is their Roboflow group (missing_patient: filename_regex)", {}},
       {"group_attribute", ParamType::kString, "group", false,
        "image attribute whose equal values must share a split (e.g. Roboflow copies); empty: none", {}},
+      {"keep", ParamType::kPath, "", false,
+       "an earlier version's splits (split folder or dataset.json, export folder, or CSV patient_id,split): its "
+       "patients keep their split or fold; new patients fill the ratios", {}},
   };
   registry->Add(StageKind{std::move(spec), MakeSplit});
 }

@@ -1,3 +1,4 @@
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
@@ -258,6 +259,88 @@ TEST_F(SplitTest, MissingPatientFallbacks) {
   auto r = Run(in, "{missing_patient: filename_regex, patient_pattern: '^images/(P\\d+)_'}");
   EXPECT_EQ(r.summary.exit_code, 1);
   EXPECT_NE(r.Of("s").reason.find("images/nomatch.png"), std::string::npos) << r.Of("s").reason;
+}
+
+// Images grouped by their Roboflow source name (or alone) are said so in the
+// run log and the report with their count, never silently.
+TEST_F(SplitTest, PatientFallbackIsLoggedAndCounted) {
+  Dataset in = RandomDataset(21, 30, 3, 2, 0.3);
+  const size_t n = in.images.size();
+  for (size_t i = 0; i < n; ++i) {
+    in.images[i].patient_id.clear();
+    if (i % 3 == 0) in.images[i].attributes.erase("group");
+    else in.images[i].attributes["group"] = "rf" + std::to_string(i / 3);
+  }
+  const int64_t alone = static_cast<int64_t>((n + 2) / 3), grouped = static_cast<int64_t>(n) - alone;
+  ASSERT_EQ(Run(in, "{missing_patient: own_group}").summary.exit_code, 0);
+  auto c = Counters(dir_ / "work/s");
+  EXPECT_EQ(c["patient_fallback.group"], grouped);
+  EXPECT_EQ(c["patient_fallback.alone"], alone);
+  const std::string said = fmt::format(
+      "{} of {} images have no patient_id: grouped by Roboflow source name; patient leakage cannot be ruled out",
+      grouped, n);
+  EXPECT_NE(testing::ReadText(dir_ / "work/s/report.json").find(said), std::string::npos);
+  EXPECT_NE(testing::ReadText(dir_ / "work/.medpipe/run.log").find(said), std::string::npos);
+
+  // Patient ids that are only the Roboflow group (merge's patient_from_group)
+  // are reported too.
+  for (Image& img : in.images) {
+    if (img.attributes.count("group")) img.patient_id = AttrToString(img.attributes["group"]);
+    else img.patient_id = "P" + std::to_string(img.id);
+  }
+  TempDir other;
+  ASSERT_EQ(Run(in, "{}", {}, 7, other.path()).summary.exit_code, 0);
+  EXPECT_EQ(Counters(other / "work/s")["patient_fallback.id_is_group"], grouped);
+  EXPECT_NE(testing::ReadText(other / "work/s/report.json").find("is their Roboflow source name"), std::string::npos);
+}
+
+// The pattern is tried on the base name, so a pattern anchored at the name a
+// user sees matches; a failure names the strings tried and does not suggest
+// the missing_patient value that is already set.
+TEST_F(SplitTest, PatientPatternMatchesTheBaseNameAndSaysWhatItTried) {
+  Dataset in = RandomDataset(22, 12, 3, 2, 0.3);
+  for (Image& img : in.images) {
+    img.file_name = "images/rf_" + img.patient_id + "_" + std::to_string(img.id) + ".png";
+    img.patient_id.clear();
+  }
+  ASSERT_EQ(Run(in, "{missing_patient: filename_regex, patient_pattern: '^rf_(P\\d+)_'}").summary.exit_code, 0);
+  Dataset ds = Output();
+  for (const Image& img : ds.images) EXPECT_EQ(img.patient_id, img.file_name.substr(10, img.file_name.find('_', 10) - 10));
+  EXPECT_EQ(Counters(dir_ / "work/s")["patient_from_pattern"], static_cast<int64_t>(in.images.size()));
+
+  auto r = Run(in, "{missing_patient: filename_regex, patient_pattern: '^(Q\\d+)_'}");
+  ASSERT_EQ(r.summary.exit_code, 1);
+  const std::string& why = r.Of("s").reason;
+  EXPECT_NE(why.find("tried on '" + fs::path(in.images[0].file_name).filename().string() + "'"), std::string::npos)
+      << why;
+  EXPECT_NE(why.find(in.images[0].file_name), std::string::npos) << why;
+  EXPECT_EQ(why.find("set missing_patient to own_group or filename_regex"), std::string::npos) << why;
+}
+
+// With a group and a pattern, the pattern decides the patient: Roboflow
+// copies named after their patient (rf_p001_...) whose patient id merge set
+// to the source name must not split one patient across splits.
+TEST_F(SplitTest, PatternPatientWinsOverRoboflowGroup) {
+  Dataset in;
+  in.categories.push_back({1, "C0", "x"});
+  for (int p = 0; p < 30; ++p) {
+    for (int s = 0; s < 4; ++s) {  // 4 source images per patient, 2 copies each
+      for (int copy = 0; copy < 2; ++copy) {
+        Image img;
+        img.id = static_cast<int64_t>(in.images.size()) + 1;
+        std::string stem = fmt::format("rf_p{:03}_{}", p, s);
+        img.file_name = fmt::format("images/{}_jpg.rf.{}.jpg", stem, copy);
+        img.attributes["group"] = stem;
+        img.patient_id = stem;  // as merge's patient_from_group: true wrote it
+        in.images.push_back(img);
+      }
+    }
+  }
+  ASSERT_EQ(Run(in, "{missing_patient: filename_regex, patient_pattern: '^rf_(p\\d{3})_'}").summary.exit_code, 0);
+  std::map<std::string, std::set<std::string>> splits;
+  for (const Image& img : Output().images) splits[img.patient_id].insert(img.split);
+  EXPECT_EQ(splits.size(), 30u);
+  for (const auto& [p, s] : splits) EXPECT_EQ(s.size(), 1u) << p;
 }
 
 TEST(SplitLeakCheck, FindsPatientsAndGroupsInTwoBins) {

@@ -48,6 +48,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <optional>
+#include <regex>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -55,6 +57,7 @@
 #include "dataset/coco_io.h"
 #include "dataset/image_io.h"
 #include "stages/link_images.h"
+#include "stages/patient_groups.h"
 #include "stages/registry.h"
 #include "util/hash.h"
 #include "util/strings.h"
@@ -70,6 +73,7 @@ struct ValidateOptions {
   bool full_decode = false;
   std::array<bool, kNumChecks> fatal{};
   int64_t max_listed = 20;
+  std::optional<std::regex> patient_regex;  // patient_pattern: leakage by the patient the file name carries
 };
 
 // ---- Full decoding (decode: full) ------------------------------------------
@@ -246,7 +250,28 @@ void CheckRoboflowLeakage(const Dataset& ds, Findings& f) {
   }
 }
 
-void CheckLeakage(const Dataset& ds, Findings& f, std::map<std::string, int64_t>& notes) {
+// Patient ids in several splits; with a pattern, also the patients the file
+// names carry, which a patient id set from a Roboflow group can hide.
+void CheckLeakage(const Dataset& ds, const std::optional<std::regex>& pattern, Findings& f,
+                  std::map<std::string, int64_t>& notes) {
+  if (pattern) {
+    std::map<std::string, std::map<std::string, int64_t>> by_name;
+    for (const auto& img : ds.images) {
+      if (img.split.empty()) continue;
+      std::string id = PatientFromName(img.file_name, *pattern);
+      if (id.empty()) {
+        notes["images_not_matching_patient_pattern"]++;
+        continue;
+      }
+      by_name[id][img.split]++;
+    }
+    for (const auto& [patient, splits] : by_name) {
+      if (splits.size() < 2) continue;
+      std::vector<std::string> parts;
+      for (const auto& [split, n] : splits) parts.push_back(fmt::format("{} ({} image{})", split, n, n == 1 ? "" : "s"));
+      f.Fail(kLeakage, "patient " + patient + " (from file names)", "in " + Join(parts, ", "));
+    }
+  }
   std::map<std::string, std::map<std::string, int64_t>> splits_of;  // patient -> split -> images
   std::unordered_map<std::string, const Image*> by_name;
   for (const auto& img : ds.images) {
@@ -548,7 +573,7 @@ class ValidateStage : public Stage {
     notes["unlisted_copies_of_other_splits"] = unlisted_copies;
     ctx.Count("unlisted_copies_of_other_splits", unlisted_copies);
 
-    CheckLeakage(ds, f, notes);
+    CheckLeakage(ds, o_.patient_regex, f, notes);
     CheckBoxes(ds, o_.box_tolerance, f);
     CheckCategoriesAndIds(ds, f);
 
@@ -597,6 +622,14 @@ Result<std::unique_ptr<Stage>> MakeValidate(const StageDecl& d, uint64_t) {
   o.full_decode = p.GetString("decode") == "full";
   o.max_listed = p.GetInt("max_listed");
   if (o.max_listed < 0) return p.Error("max_listed", "must be 0 or more");
+  if (const std::string& pattern = p.GetString("patient_pattern"); !pattern.empty()) {
+    try {
+      o.patient_regex = std::regex(pattern, std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      return p.Error("patient_pattern", std::string("not a valid regular expression: ") + e.what());
+    }
+    if (o.patient_regex->mark_count() < 1) return p.Error("patient_pattern", "needs a capture group for the patient id");
+  }
   for (const auto& name : p.GetStringList("fail_on")) {
     auto* it = std::find(std::begin(kCheckNames), std::end(kCheckNames), name);
     if (it == std::end(kCheckNames)) {
@@ -631,6 +664,9 @@ void RegisterValidate(Registry* registry) {
       {"decode", ParamType::kString, "header", false, "how files are checked: read the header, or decode every pixel",
        {"header", "full"}},
       {"max_listed", ParamType::kInt, "20", false, "failures listed per check in validation.json (all are counted)",
+       {}},
+      {"patient_pattern", ParamType::kString, "", false,
+       "regex on the file's base name (else its path) whose group 1 is a patient id: leakage is checked on it too",
        {}},
   };
   registry->Add(StageKind{std::move(spec), MakeValidate});

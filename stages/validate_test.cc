@@ -139,6 +139,17 @@ TEST_F(ValidateTest, PatientInTrainAndTestIsLeakage) {
   ExpectOnly(Run(), "leakage", 1, "patient P0001: in test (1 image), train (3 images)");
 }
 
+// Patient ids that are only upload names (one per image) hide a patient the
+// file names carry; patient_pattern checks leakage on those too.
+TEST_F(ValidateTest, PatientPatternFindsLeaksThatGroupIdsHide) {
+  SetUpOther();
+  for (Image& img : ds_.images) img.patient_id = "rf" + std::to_string(img.id);
+  ds_.images[8].split = "train";  // images/P0003_003.png: P0003 is now in train and test
+  ASSERT_EQ(Run().summary.exit_code, 0) << "no patient id is in two splits";
+  ExpectOnly(Run("{patient_pattern: '^(P\\d+)_'}"), "leakage", 1,
+             "patient P0003 (from file names): in test (2 images), train (1 image)");
+}
+
 TEST_F(ValidateTest, AugmentedCopyInAnotherSplitThanItsSourceIsLeakage) {
   SetUpOther();
   ds_.images[3].origin = Origin{"images/P0001_001.png", "hflip"};  // a valid image derived from a train one

@@ -2,6 +2,8 @@
 // Roboflow export layout read from the real public exports, image header
 // probes and PNG encoding.
 #include <gtest/gtest.h>
+
+#include <cmath>
 #include <png.h>
 #include <unistd.h>
 
@@ -13,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "dataset/box_check.h"
 #include "dataset/coco_io.h"
 #include "dataset/dataset.h"
 #include "dataset/image_io.h"
@@ -138,7 +141,7 @@ TEST(DatasetTest, CocoPrettyInputReachesAFixedPoint) {
   "categories": [{"supercategory": "none", "name": "fracture", "id": 0}],
   "images": [
     {"height": 416, "width": 416, "id": 0, "file_name": "a.jpg", "license": 1, "date_captured": "2021-03-16",
-     "patient_id": 12345, "attributes": {"b": 2, "a": "x", "dropped": [1, 2]}}
+     "patient_id": 12345, "attributes": {"b": 2, "a": "x", "list": [1, 2]}}
   ],
   "annotations": [
     {"segmentation": [], "area": 8190, "bbox": [189, 228, 105, 78], "category_id": 0, "image_id": 0, "id": 0,
@@ -152,13 +155,66 @@ TEST(DatasetTest, CocoPrettyInputReachesAFixedPoint) {
   std::string once = SerializeCoco(*first);
   EXPECT_EQ(once,
             R"({"images":[{"id":0,"file_name":"a.jpg","width":416,"height":416,"patient_id":"12345",)"
-            R"("attributes":{"a":"x","b":2}}],"annotations":[{"id":0,"image_id":0,"category_id":0,)"
+            R"("attributes":{"a":"x","b":2,"list":[1,2]}}],"annotations":[{"id":0,"image_id":0,"category_id":0,)"
             R"("bbox":[189.0,228.0,105.0,78.0],"area":8190.0,"iscrowd":0,"segmentation":[]}],)"
             R"("categories":[{"id":0,"name":"fracture","supercategory":"none"}]})"
             "\n");
   Result<Dataset> second = ParseCoco(once, "once.json");
   ASSERT_TRUE(second.ok()) << second.status().message();
   EXPECT_EQ(SerializeCoco(*second), once);
+}
+
+// Attributes holding arrays, objects or null are kept through a read and a
+// write, nested strings escaped as JSON wants.
+TEST(DatasetTest, ArrayAndObjectAttributesAreKept) {
+  const std::string text =
+      R"({"images":[{"id":1,"file_name":"a.png","attributes":{"boxes_by_reader":{"r1":[1,2.5],"r2":{"ok":true,)"
+      R"("note":"say \"hi\"\n"}},"empty":[],"none":null,"tags":["a","b"]}}]})";
+  Result<Dataset> ds = ParseCoco(text, "attrs.json");
+  ASSERT_TRUE(ds.ok()) << ds.status().message();
+  const auto& attrs = ds->images[0].attributes;
+  ASSERT_EQ(attrs.size(), 4u);
+  ASSERT_TRUE(std::holds_alternative<JsonText>(attrs.at("tags")));
+  EXPECT_EQ(AttrToString(attrs.at("tags")), R"(["a","b"])");
+  EXPECT_EQ(AttrToString(attrs.at("none")), "null");
+  std::string once = SerializeCoco(*ds);
+  EXPECT_NE(once.find(R"("attributes":{"boxes_by_reader":{"r1":[1,2.5],"r2":{"ok":true,"note":"say \"hi\"\n"}},)"
+                      R"("empty":[],"none":null,"tags":["a","b"]})"),
+            std::string::npos)
+      << once;
+  Result<Dataset> again = ParseCoco(once, "once.json");
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(again->images[0].attributes, attrs);
+  EXPECT_EQ(SerializeCoco(*again), once);
+}
+
+TEST(BoxCheckTest, VerdictsPerPolicy) {
+  auto check = [](std::vector<double> b, BadBoxPolicy policy, int w = 100, int h = 50) {
+    Annotation a;
+    for (int j = 0; j < 4; ++j) a.bbox[j] = b[j];
+    a.area = b[2] * b[3];
+    BoxVerdict v = CheckBox(&a, w, h, policy);
+    return std::make_pair(v, a);
+  };
+  EXPECT_EQ(check({0, 0, 100, 50}, BadBoxPolicy::kClip).first.kind, BoxVerdict::kOk);
+  EXPECT_EQ(check({1, 1, NAN, 4}, BadBoxPolicy::kClip).first.kind, BoxVerdict::kDropped);
+  EXPECT_EQ(check({INFINITY, 1, 3, 4}, BadBoxPolicy::kClip).first.reason, "box [inf, 1, 3, 4] is not finite");
+  EXPECT_EQ(check({10, 10, -5, 4}, BadBoxPolicy::kClip).first.kind, BoxVerdict::kDropped);
+  EXPECT_EQ(check({10, 10, 5, 0}, BadBoxPolicy::kClip).first.kind, BoxVerdict::kDropped);
+  EXPECT_EQ(check({100, 0, 5, 5}, BadBoxPolicy::kClip).first.kind, BoxVerdict::kDropped) << "touches the edge only";
+  EXPECT_EQ(check({-6, -6, 5, 5}, BadBoxPolicy::kClip).first.kind, BoxVerdict::kDropped);
+  auto [v, a] = check({-10, 40, 30, 20}, BadBoxPolicy::kClip);
+  EXPECT_EQ(v.kind, BoxVerdict::kClipped);
+  EXPECT_EQ(v.reason, "box [-10, 40, 30, 20] extends past the 100x50 image; clipped to [0, 40, 20, 10]");
+  EXPECT_DOUBLE_EQ(a.area, 200);
+  EXPECT_EQ(check({-10, 40, 30, 20}, BadBoxPolicy::kDrop).first.kind, BoxVerdict::kDropped);
+  EXPECT_EQ(check({-10, 40, 30, 20}, BadBoxPolicy::kFail).first.kind, BoxVerdict::kDropped);
+  // Rounding overshoot within half a pixel is snapped silently.
+  auto [snap, snapped] = check({90, 0, 10.3, 50}, BadBoxPolicy::kFail);
+  EXPECT_EQ(snap.kind, BoxVerdict::kOk);
+  EXPECT_DOUBLE_EQ(snapped.bbox[2], 10);
+  // Unknown image size: only the box itself is checked.
+  EXPECT_EQ(check({500, 500, 5, 5}, BadBoxPolicy::kClip, 0, 0).first.kind, BoxVerdict::kOk);
 }
 
 TEST(DatasetTest, RealRoboflowJsonRoundTrips) {

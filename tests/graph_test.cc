@@ -797,6 +797,41 @@ TEST(GraphTest, BoolSpellings) {
   }
 }
 
+// Leading zeros: an int param reads "010" as 10 (YAML::convert read it as
+// octal 8); a string param keeps the text as written.
+TEST(GraphTest, LeadingZerosAreDecimalOrKeptAsText) {
+  ParamSpec int_spec{"n", ParamType::kInt, "", false, "", {}};
+  for (const auto& [text, want] : std::vector<std::pair<const char*, int64_t>>{
+           {"010", 10}, {"0010", 10}, {"-010", -10}, {"+7", 7}, {"0", 0}, {"0x1F", 31}, {"0o17", 15},
+           {"'010'", 10}, {"9223372036854775807", INT64_MAX}, {"-9223372036854775808", INT64_MIN}}) {
+    auto v = ConvertParam(int_spec, YAML::Load(text), "/");
+    ASSERT_TRUE(v.ok()) << text;
+    EXPECT_EQ(std::get<int64_t>(*v), want) << text;
+  }
+  for (const char* bad : {"08x", "1.5", "abc", "9223372036854775808", "0x", "--1", "1_000", ""}) {
+    EXPECT_FALSE(ConvertParam(int_spec, YAML::Load(bad), "/").ok()) << bad;
+  }
+  ParamSpec float_spec{"f", ParamType::kFloat, "", false, "", {}};
+  EXPECT_DOUBLE_EQ(std::get<double>(*ConvertParam(float_spec, YAML::Load("010"), "/")), 10.0);
+  ParamSpec string_spec{"s", ParamType::kString, "", false, "", {}};
+  EXPECT_EQ(std::get<std::string>(*ConvertParam(string_spec, YAML::Load("010"), "/")), "010");
+  EXPECT_EQ(std::get<std::string>(*ConvertParam(string_spec, YAML::Load("\"010\""), "/")), "010");
+  ParamSpec list_spec{"l", ParamType::kStringList, "", false, "", {}};
+  EXPECT_EQ(std::get<std::vector<std::string>>(*ConvertParam(list_spec, YAML::Load("[010, 0x1]"), "/")),
+            (std::vector<std::string>{"010", "0x1"}));
+  ParamSpec map_spec{"m", ParamType::kStringMap, "", false, "", {}};
+  EXPECT_EQ(std::get<StringPairs>(*ConvertParam(map_spec, YAML::Load("{a: 007}"), "/")), (StringPairs{{"a", "007"}}));
+
+  auto r = Parse("seed: 010\nstages:\n  - {id: s, kind: source, params: {count: 010}}\n", TestRegistry());
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->seed, 10u);
+  EXPECT_EQ(r->stages[0].params.GetInt("count"), 10);
+  EXPECT_EQ(r->stages[0].params.Canonical()["count"], "10");
+  r = Parse("seed: 18446744073709551615\nstages:\n  - {id: s, kind: source}\n", TestRegistry());
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->seed, UINT64_MAX);
+}
+
 TEST(GraphTest, CanonicalJsonSortsKeysAndEscapes) {
   EXPECT_EQ(CanonicalJson(YAML::Load("{b: 1, a: [x, {d: 2, c: 3}]}")), R"({"a":["x",{"c":"3","d":"2"}],"b":"1"})");
   EXPECT_EQ(CanonicalJson(YAML::Load("~")), "null");

@@ -86,6 +86,13 @@ TEST_F(HemorrhageV4Test, BalancedValidatedAndResumableAtEveryStage) {
   ASSERT_TRUE(four.ok());
   ASSERT_EQ(four->categories.size(), 4u);
   EXPECT_EQ(four->categories[0].name, "IPH");
+  // The 4-class set keeps the balance: images whose only bleed was EDH or HC
+  // are dropped by filter, not turned into negatives.
+  for (const char* split : {"train", "valid", "test"}) {
+    double share = NegativeShare(*four, split);
+    EXPECT_GE(share, 0.48) << "4-class " << split;
+    EXPECT_LE(share, 0.52) << "4-class " << split;
+  }
   EXPECT_NE(testing::ReadText(ref / "work/checked/validation.json").find("\"passed\": true"), std::string::npos);
   auto expected = Snapshot(ref / "work");
 

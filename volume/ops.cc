@@ -8,6 +8,7 @@
 #include <map>
 
 #include "dataset/image_io.h"
+#include "image/png.h"
 
 // OpenCV headers as system includes (see KNOWN.md): included through the
 // target's SYSTEM include path.
@@ -248,12 +249,9 @@ uint8_t ToByte(float v, float lo, float hi) {
   return static_cast<uint8_t>(std::lround(std::clamp(u, 0.0f, 255.0f)));
 }
 
-PngOptions FastPng() {
-  PngOptions o;
-  o.compression_level = 1;
-  o.filters = 0x08;  // NONE: fastest and small on CT (see dicom/convert.h)
-  return o;
-}
+// The shared writer's defaults: ISA-L deflate, filter none (the fastest,
+// and small on CT; see image/png.h).
+PngOptions FastPng() { return PngOptions{}; }
 
 }  // namespace
 
