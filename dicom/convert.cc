@@ -187,8 +187,11 @@ bool IsJpeg2000(E_TransferSyntax x) {
 
 std::string Num(double v) { return fmt::format("{}", v); }
 
+constexpr const char* kVoiLutText = "voi_lut";
+
 // Sets the image's VOI transformation for `w`. Returns the window used as
-// text, and its centre and width in *c and *wd ("none" leaves them 0).
+// text, and its centre and width in *c and *wd ("none" and "voi_lut" leave
+// them 0).
 Result<std::string> ApplyWindow(DicomImage& image, const Window& w, EF_VoiLutFunction fn, double* c, double* wd) {
   *c = *wd = 0;
   int ok = 0;
@@ -200,8 +203,17 @@ Result<std::string> ApplyWindow(DicomImage& image, const Window& w, EF_VoiLutFun
       ok = image.setWindow(w.center, w.width);
       break;
     case Window::Kind::kFile:
+      // The file's own VOI transformation, in this order: its first VOI LUT
+      // (VOI LUT Sequence), its first window centre/width, else min-max. The
+      // text says which: "voi_lut", "C/W", "minmax:C/W".
+      if (image.getVoiLutCount() > 0 && image.setVoiLut(0)) return std::string(kVoiLutText);
       ok = image.getWindowCount() > 0 ? image.setWindow(0) : 0;
-      if (!ok) ok = image.setMinMaxWindow(0);
+      if (!ok) {
+        ok = image.setMinMaxWindow(0);
+        if (!ok || !image.getWindow(*c, *wd)) return Status::Invalid("DCMTK could not set the VOI window");
+        image.setVoiLutFunction(fn);
+        return "minmax:" + Num(*c) + "/" + Num(*wd);
+      }
       break;
     case Window::Kind::kMinMax:
       ok = image.setMinMaxWindow(0);
@@ -213,6 +225,9 @@ Result<std::string> ApplyWindow(DicomImage& image, const Window& w, EF_VoiLutFun
   image.setVoiLutFunction(fn);
   return Num(*c) + "/" + Num(*wd);
 }
+
+// True when ApplyWindow chose a VOI LUT: no linear window to compute exactly.
+bool IsVoiLut(const std::string& window_text) { return window_text == kVoiLutText; }
 
 // PS3.3 C.11.2.1.3.2 LINEAR_EXACT over DCMTK's modality-transformed values.
 // Written here because DCMTK 3.6.7 implements only LINEAR and SIGMOID.
@@ -303,6 +318,11 @@ std::optional<Result<std::vector<EncodedFrame>>> RenderByTable(DcmDataset* ds, c
   double c = w->center, wd = w->width;
   if (w->kind == Window::Kind::kFile) {
     if (!src->has_file_window) return std::nullopt;  // min-max fallback: DicomImage
+    // The file's VOI LUT comes before its window (see ApplyWindow): DicomImage.
+    DcmSequenceOfItems* voi_lut = nullptr;
+    if (ds->findAndGetSequence(DCM_VOILUTSequence, voi_lut).good() && voi_lut && voi_lut->card() > 0) {
+      return std::nullopt;
+    }
     c = src->file_center, wd = src->file_width;
   }
   std::vector<int> frames = o.frames;
@@ -471,8 +491,8 @@ Result<std::vector<EncodedFrame>> ConvertDicomFile(const fs::path& file, const C
       ef.window = "color";
     } else if (windows.size() == 1) {
       px.bytes.resize(plane);
-      Status s = RenderMono(image, f, o, exact && windows[0].kind != Window::Kind::kNone, single_c, single_w,
-                            px.bytes.data());
+      Status s = RenderMono(image, f, o, exact && windows[0].kind != Window::Kind::kNone && !IsVoiLut(single_text),
+                            single_c, single_w, px.bytes.data());
       if (!s.ok()) return invalid(s.message());
       ef.window = single_text;
     } else {
@@ -484,7 +504,8 @@ Result<std::vector<EncodedFrame>> ConvertDicomFile(const fs::path& file, const C
         double cc = 0, ww = 0;
         Result<std::string> t = ApplyWindow(image, windows[k], fn, &cc, &ww);
         if (!t.ok()) return invalid(t.status().message());
-        Status s = RenderMono(image, f, o, exact && windows[k].kind != Window::Kind::kNone, cc, ww, chan.data());
+        Status s = RenderMono(image, f, o, exact && windows[k].kind != Window::Kind::kNone && !IsVoiLut(*t), cc, ww,
+                              chan.data());
         if (!s.ok()) return invalid(s.message());
         for (size_t i = 0, n = plane / sample; i < n; ++i) {
           std::memcpy(&px.bytes[(i * 3 + k) * sample], &chan[i * sample], sample);

@@ -41,7 +41,7 @@ struct DicomMeta {
 struct ConvertOptions {
   // The VOI window for monochrome images: a preset name (see
   // WindowPresetNames()), "C/W" explicit (W >= 1), "file" (the file's first
-  // window, else min-max), "minmax" (min-max of the frame's modality
+  // VOI LUT (VOI LUT Sequence), else its first window, else min-max), "minmax" (min-max of the frame's modality
   // values), or "none" (modality values, without windowing, scaled from the
   // full range they can take to the output depth, as dcm2pnm does by
   // default). Colour images pass through unwindowed.
@@ -100,7 +100,10 @@ struct EncodedFrame {
   int frame = 0;  // 0-based index in the file
   int width = 0, height = 0, channels = 1;
   std::string bytes;   // the encoded PNG or JPEG file
-  std::string window;  // the window used: "40/80", "40/80,80/200,600/2800", "none", "color"
+  // The VOI transformation used: "40/80", "40/80,80/200,600/2800", "none",
+  // "color"; for "file": "voi_lut" (the file's VOI LUT), "C/W" (the file's
+  // window) or "minmax:C/W" (neither in the file).
+  std::string window;
   bool fast_path = false;  // rendered through the lookup table, not DicomImage
 };
 

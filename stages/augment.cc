@@ -306,9 +306,15 @@ class AugmentStage : public Stage {
           Annotation na = old;
           std::memcpy(na.bbox, r.bbox, sizeof na.bbox);
           na.area = r.bbox[2] * r.bbox[3];
-          // Polygons are not carried through the transform; the box is.
-          if (!na.segmentation.empty()) ctx.Count("segmentations_dropped");
-          na.segmentation.clear();
+          // Polygons go through the same map as the box, clipped to the
+          // image; an RLE mask (or anything not a polygon list) cannot, so
+          // a geometric copy leaves it out and counts it.
+          if (!na.segmentation.empty() && plan.geometric()) {
+            SegmentationResult seg = TransformSegmentation(m, na.segmentation, width, height);
+            if (seg.polygons) ctx.Count("segmentations_transformed");
+            if (seg.json.empty()) ctx.Count("segmentations_dropped");
+            na.segmentation = std::move(seg.json);
+          }
           add_annotation(std::move(na), copy_id);
         }
       }
@@ -417,8 +423,8 @@ void RegisterAugment(Registry* registry) {
   spec.name = "augment";
   spec.version = 1;
   spec.help =
-      "extra randomly transformed copies of the images of chosen splits (train), boxes transformed with them; "
-      "other splits pass through as links";
+      "extra randomly transformed copies of the images of chosen splits (train), boxes and polygon segmentations "
+      "transformed with them; other splits pass through as links";
   spec.min_inputs = 1;
   spec.max_inputs = 1;
   spec.params = {

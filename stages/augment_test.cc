@@ -4,12 +4,16 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <rapidjson/document.h>
+
 #include <cmath>
 #include <random>
+#include <set>
 
 #include "dataset/coco_io.h"
 #include "stages/augment_transform.h"
 #include "stages/link_images.h"
+#include "stages/registry.h"
 #include "tests/test_util.h"
 
 namespace medpipe {
@@ -97,6 +101,47 @@ TEST(AugmentTransform, TranslationClipsAndMinVisibilityDrops) {
   EXPECT_NEAR(mostly_out.visibility, 0.1, 1e-12);
   EXPECT_TRUE(Box(p, 100, 100, {78, 30, 20, 20}, 0.05).kept) << "a lower threshold keeps it";
   EXPECT_FALSE(Box(p, 100, 100, {85, 30, 10, 10}, 0.0).kept) << "entirely outside is dropped at any threshold";
+}
+
+// Polygon vertices as (x, y) pairs, rounded to 1e-9 so exact maps compare.
+std::vector<std::pair<double, double>> Vertices(const std::string& json) {
+  std::vector<std::pair<double, double>> out;
+  rapidjson::Document d;
+  d.Parse(json.c_str());
+  if (d.HasParseError() || !d.IsArray()) return out;
+  for (const auto& ring : d.GetArray()) {
+    for (rapidjson::SizeType k = 0; k + 1 < ring.Size(); k += 2) {
+      out.emplace_back(std::round(ring[k].GetDouble() * 1e9) / 1e9, std::round(ring[k + 1].GetDouble() * 1e9) / 1e9);
+    }
+  }
+  return out;
+}
+
+TEST(AugmentTransform, PolygonsFollowTheBoxMapAndAreClipped) {
+  CopyPlan p;
+  p.angle = 90;  // (x, y) -> (y, W - x), as for the boxes
+  SegmentationResult r = TransformSegmentation(BoxAffine(p, 100, 100), "[[10,20,30,20,30,60],[1,1,2,1,2,2]]", 100, 100);
+  ASSERT_TRUE(r.polygons);
+  using V = std::vector<std::pair<double, double>>;
+  EXPECT_EQ(Vertices(r.json), (V{{20, 90}, {20, 70}, {60, 70}, {1, 99}, {1, 98}, {2, 98}}));
+  CopyPlan f;
+  f.hflip = true;  // x' = W - x
+  EXPECT_EQ(Vertices(TransformSegmentation(BoxAffine(f, 64, 64), "[[10.5,2,20,2,20,8]]", 64, 64).json),
+            (V{{53.5, 2}, {44, 2}, {44, 8}}));
+
+  // 50 px right in a 100 px image: the square [40, 80] x [10, 40] is cut at x = 100.
+  CopyPlan t;
+  t.tx = 0.5;
+  r = TransformSegmentation(BoxAffine(t, 100, 100), "[[40,10,80,10,80,40,40,40],[60,50,70,50,70,60]]", 100, 100);
+  ASSERT_TRUE(r.polygons);
+  V got = Vertices(r.json);
+  using S = std::set<std::pair<double, double>>;
+  EXPECT_EQ(S(got.begin(), got.end()), (S{{90, 10}, {100, 10}, {100, 40}, {90, 40}}))
+      << "the second polygon is entirely outside: left out; " << r.json;
+  for (const auto& [x, y] : got) EXPECT_TRUE(x >= 0 && x <= 100 && y >= 0 && y <= 100);
+  EXPECT_EQ(TransformSegmentation(BoxAffine(t, 100, 100), "[[60,50,70,50,70,60]]", 100, 100).json, "");
+  EXPECT_FALSE(TransformSegmentation(BoxAffine(t, 100, 100), "{\"counts\":[1,2],\"size\":[4,4]}", 100, 100).polygons)
+      << "RLE is not a polygon list";
 }
 
 cv::Mat RandomImage(int rows, int cols, int type, uint64_t seed) {
@@ -370,6 +415,84 @@ TEST_F(AugmentStageTest, DroppedBoxesAreCounted) {
     EXPECT_GE(a.bbox[0], 0);
     EXPECT_LE(a.bbox[0] + a.bbox[2], 64 + 1e-9);
   }
+}
+
+// Polygons go with their boxes: mirrored by an hflip copy, dropped with a
+// box pushed out of the image.
+TEST_F(AugmentStageTest, SegmentationsFollowTheirBoxes) {
+  Result<Dataset> boxes = ReadCoco(dir_ / "data/boxes.json");
+  ASSERT_TRUE(boxes.ok());
+  for (auto& a : boxes->annotations) {
+    // A triangle inside each box.
+    const double x = a.bbox[0], y = a.bbox[1], w = a.bbox[2], h = a.bbox[3];
+    a.segmentation = fmt::format("[[{},{},{},{},{},{}]]", x, y, x + w, y, x, y + h);
+  }
+  testing::WriteText(dir_ / "data/boxes.json", SerializeCoco(*boxes));
+  ASSERT_EQ(Run(kOnlyHflip).summary.exit_code, 0);
+  Dataset ds = Output();
+  int checked = 0;
+  for (const auto& a : ds.annotations) {
+    ASSERT_FALSE(a.segmentation.empty());
+    const Image& img = *std::find_if(ds.images.begin(), ds.images.end(), [&](const Image& i) { return i.id == a.image_id; });
+    if (img.origin.empty()) continue;
+    // The box [x, x + w] mirrored: the triangle's corners (x, y), (x + w, y), (x, y + h) go to W - x.
+    const double x0 = 64 - a.bbox[0] - a.bbox[2], w = a.bbox[2], y = a.bbox[1], h = a.bbox[3];
+    using V = std::vector<std::pair<double, double>>;
+    EXPECT_EQ(Vertices(a.segmentation), (V{{64 - x0, y}, {64 - x0 - w, y}, {64 - x0, y + h}})) << a.segmentation;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 8);
+
+  // A shift of 40% right drops the edge box and with it its polygon.
+  fs::remove_all(dir_ / "work");
+  ASSERT_EQ(Run("{hflip: 0, translate: {p: 1, fraction: 0.4}, rotate: {p: 0}, scale: {p: 0}}").summary.exit_code, 0);
+  ds = Output();
+  int copies_with_polygons = 0;
+  for (const auto& a : ds.annotations) {
+    for (const auto& [x, y] : Vertices(a.segmentation)) {
+      EXPECT_GE(x, a.bbox[0] - 1e-9);
+      EXPECT_LE(x, a.bbox[0] + a.bbox[2] + 1e-9);
+      EXPECT_GE(y, a.bbox[1] - 1e-9);
+      EXPECT_LE(y, a.bbox[1] + a.bbox[3] + 1e-9);
+    }
+    copies_with_polygons += !a.segmentation.empty();
+  }
+  EXPECT_EQ(copies_with_polygons, static_cast<int>(ds.annotations.size())) << "no box without its polygon";
+  const std::string report = testing::ReadText(dir_ / "work/aug/report.json");
+  EXPECT_NE(report.find("boxes_dropped"), std::string::npos) << report;
+}
+
+// merge, filter, split and export keep the polygons they are given.
+TEST_F(AugmentStageTest, SegmentationsSurviveMergeFilterSplitAndExport) {
+  Result<Dataset> boxes = ReadCoco(dir_ / "data/boxes.json");
+  ASSERT_TRUE(boxes.ok());
+  for (auto& a : boxes->annotations) a.segmentation = fmt::format("[[{},20,{},20,{},30]]", a.bbox[0], a.bbox[0] + 5, a.bbox[0]);
+  testing::WriteText(dir_ / "data/boxes.json", SerializeCoco(*boxes));
+  auto r = testing::RunYaml(BuiltinRegistry(), dir_.path(),
+                            "workdir: work\nseed: 1\nstages:\n"
+                            "  - {id: ann, kind: annotate, params: {images: data/images, annotations: data/boxes.json}}\n"
+                            "  - {id: m, kind: merge, inputs: [ann], params: {categories: [IPH, SDH]}}\n"
+                            "  - {id: f, kind: filter, inputs: [m], params: {categories: [IPH, SDH]}}\n"
+                            "  - {id: s, kind: split, inputs: [f], params: {missing_patient: own_group}}\n"
+                            "  - {id: x, kind: export, inputs: [s], params: {formats: [roboflow]}}\n");
+  ASSERT_EQ(r.summary.exit_code, 0) << r.Of("m").reason << r.Of("f").reason << r.Of("s").reason << r.Of("x").reason;
+  for (const char* stage : {"m", "f", "s"}) {
+    Result<Dataset> ds = ReadCoco(dir_ / "work" / stage / "dataset.json");
+    ASSERT_TRUE(ds.ok());
+    ASSERT_EQ(ds->annotations.size(), 16u) << stage;
+    for (const auto& a : ds->annotations) {
+      EXPECT_EQ(Vertices(a.segmentation).size(), 3u) << stage << ": " << a.segmentation;
+    }
+  }
+  int exported = 0;
+  for (const char* split : {"train", "valid", "test"}) {
+    const fs::path f = dir_ / "work/x" / split / "_annotations.coco.json";
+    if (!fs::exists(f)) continue;
+    Result<Dataset> ds = ReadCoco(f);
+    ASSERT_TRUE(ds.ok());
+    for (const auto& a : ds->annotations) exported += Vertices(a.segmentation).size() == 3;
+  }
+  EXPECT_EQ(exported, 16) << "export writes every polygon";
 }
 
 TEST_F(AugmentStageTest, SameSeedSameBytesForAnyThreadCountOtherSeedDiffers) {

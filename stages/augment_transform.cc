@@ -2,11 +2,15 @@
 
 #include <fmt/format.h>
 #include <opencv2/imgproc.hpp>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <random>
+#include <vector>
 
 #include "util/hash.h"
 
@@ -142,6 +146,76 @@ BoxResult TransformBox(const cv::Matx23d& m, const double bbox[4], int width, in
   if (r.kept) {
     r.bbox[0] = cx0, r.bbox[1] = cy0, r.bbox[2] = cx1 - cx0, r.bbox[3] = cy1 - cy0;
   }
+  return r;
+}
+
+namespace {
+
+// Clips a polygon to the rectangle [0, width] x [0, height]: Sutherland-Hodgman,
+// one half-plane at a time. Written here because OpenCV clips only convex
+// polygons (cv::intersectConvexConvex) and segmentations need not be convex;
+// clipping a concave polygon against a convex window this way is exact, at
+// worst leaving zero-width edges along the border where it was cut in two.
+std::vector<cv::Point2d> ClipToImage(std::vector<cv::Point2d> poly, double width, double height) {
+  // Each edge: keep points with `inside`, cut segments where they cross.
+  auto clip = [&](auto inside, auto cross) {
+    std::vector<cv::Point2d> out;
+    for (size_t i = 0; i < poly.size(); ++i) {
+      const cv::Point2d& a = poly[i];
+      const cv::Point2d& b = poly[(i + 1) % poly.size()];
+      const bool ia = inside(a), ib = inside(b);
+      if (ia) out.push_back(a);
+      if (ia != ib) out.push_back(cross(a, b));
+    }
+    poly = std::move(out);
+  };
+  auto at_x = [](const cv::Point2d& a, const cv::Point2d& b, double x) {
+    return cv::Point2d(x, a.y + (b.y - a.y) * (x - a.x) / (b.x - a.x));
+  };
+  auto at_y = [](const cv::Point2d& a, const cv::Point2d& b, double y) {
+    return cv::Point2d(a.x + (b.x - a.x) * (y - a.y) / (b.y - a.y), y);
+  };
+  clip([](const cv::Point2d& p) { return p.x >= 0; }, [&](auto& a, auto& b) { return at_x(a, b, 0); });
+  clip([&](const cv::Point2d& p) { return p.x <= width; }, [&](auto& a, auto& b) { return at_x(a, b, width); });
+  clip([](const cv::Point2d& p) { return p.y >= 0; }, [&](auto& a, auto& b) { return at_y(a, b, 0); });
+  clip([&](const cv::Point2d& p) { return p.y <= height; }, [&](auto& a, auto& b) { return at_y(a, b, height); });
+  return poly;
+}
+
+}  // namespace
+
+SegmentationResult TransformSegmentation(const cv::Matx23d& m, const std::string& json, int width, int height) {
+  SegmentationResult r;
+  rapidjson::Document doc;
+  doc.Parse(json.c_str(), json.size());
+  if (doc.HasParseError() || !doc.IsArray()) return r;
+  for (const auto& ring : doc.GetArray()) {
+    if (!ring.IsArray() || ring.Size() % 2 != 0) return r;
+    for (const auto& v : ring.GetArray()) {
+      if (!v.IsNumber()) return r;
+    }
+  }
+  r.polygons = true;
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartArray();
+  size_t kept = 0;
+  for (const auto& ring : doc.GetArray()) {
+    std::vector<cv::Point2d> poly;
+    for (rapidjson::SizeType k = 0; k + 1 < ring.Size(); k += 2) {
+      const double x = ring[k].GetDouble(), y = ring[k + 1].GetDouble();
+      poly.emplace_back(m(0, 0) * x + m(0, 1) * y + m(0, 2), m(1, 0) * x + m(1, 1) * y + m(1, 2));
+    }
+    if (poly.size() >= 3) poly = ClipToImage(std::move(poly), width, height);
+    std::vector<cv::Point2f> area_pts(poly.begin(), poly.end());
+    if (poly.size() < 3 || cv::contourArea(area_pts) <= 0) continue;
+    w.StartArray();
+    for (const auto& p : poly) w.Double(p.x), w.Double(p.y);
+    w.EndArray();
+    ++kept;
+  }
+  w.EndArray();
+  if (kept > 0) r.json = buf.GetString();
   return r;
 }
 

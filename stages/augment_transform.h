@@ -93,6 +93,18 @@ struct BoxResult {
 // below `min_visibility` of the unclipped one, or is empty.
 BoxResult TransformBox(const cv::Matx23d& m, const double bbox[4], int width, int height, double min_visibility);
 
+// A COCO segmentation through a copy's affine map.
+struct SegmentationResult {
+  bool polygons = false;  // false: not a list of polygons (RLE, malformed): cannot be transformed
+  std::string json;       // the transformed polygons; "" when none is left inside the image
+};
+
+// Maps every polygon of `json` (COCO: [[x1, y1, x2, y2, ...], ...] in the
+// boxes' continuous coordinates) through `m` and clips it to the
+// width x height image. Polygons left with fewer than 3 vertices or no area
+// are dropped.
+SegmentationResult TransformSegmentation(const cv::Matx23d& m, const std::string& json, int width, int height);
+
 // Scratch images reused from one call to the next (one per thread): at
 // 512x512 each step's fresh buffer would cost a round of page faults, as
 // glibc returns freed blocks of that size to the kernel.

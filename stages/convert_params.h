@@ -38,7 +38,8 @@ struct ConvertParams {
 inline std::vector<ParamSpec> ConvertParamSpecs(const std::string& thickness_default) {
   return {
       {"window", ParamType::kString, "file", false,
-       "preset (brain, subdural, bone, stroke, lung, soft_tissue, ...), 'C/W', file, minmax or none", {}},
+       "preset (brain, subdural, bone, stroke, lung, soft_tissue, ...), 'C/W', "
+       "file (its VOI LUT, else its window, else min-max), minmax or none", {}},
       {"rgb_windows", ParamType::kStringList, "", false, "3 windows: monochrome images become RGB, one per channel", {}},
       {"voi_function", ParamType::kString, "linear", false, "DICOM VOI LUT function",
        {"linear", "linear_exact", "sigmoid"}},

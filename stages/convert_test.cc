@@ -2,6 +2,7 @@
 // files: Debian's python3-pydicom test files, ../shared/data/public, and
 // medpipe-ctgen output; rendering is checked against Debian's dcm2pnm.
 #include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dctk.h>
 #include <dcmtk/dcmimgle/dcmimage.h>
 #include <dcmtk/dcmimgle/dipixel.h>
 #include <gtest/gtest.h>
@@ -257,6 +258,51 @@ TEST(ConvertLibrary, SixteenBitEqualsDcm2pnm) {
   EXPECT_EQ(ValidateConvertOptions(bad).code(), Status::Code::kInvalid);
 }
 
+// "file" applies the file's VOI LUT Sequence before its window centre/width.
+// The corpus has no file with a VOI LUT, so one is made with DCMTK: a GE head
+// CT slice (window 35/100) given a squaring LUT over 0..4095.
+TEST(ConvertLibrary, FileWindowAppliesTheVoiLutLikeDcm2pnm) {
+  TempDir tmp;
+  const fs::path src = kPublic / "ct_head_ge_dcm_qa_ct/01.dcm", lut_file = tmp / "voi_lut.dcm";
+  {
+    DcmFileFormat ff;
+    ASSERT_TRUE(ff.loadFile(src.c_str()).good());
+    DcmItem* item = nullptr;
+    ASSERT_TRUE(ff.getDataset()->findOrCreateSequenceItem(DCM_VOILUTSequence, item, 0).good());
+    const Uint16 desc[3] = {4096, 0, 16};
+    std::vector<Uint16> lut(4096);
+    for (size_t i = 0; i < lut.size(); ++i) lut[i] = static_cast<Uint16>(i * i / 256);
+    ASSERT_TRUE(item->putAndInsertUint16Array(DCM_LUTDescriptor, desc, 3).good());
+    ASSERT_TRUE(item->putAndInsertUint16Array(DCM_LUTData, lut.data(), static_cast<unsigned long>(lut.size())).good());
+    ASSERT_TRUE(item->putAndInsertString(DCM_LUTExplanation, "square").good());
+    ASSERT_TRUE(ff.saveFile(lut_file.c_str(), EXS_LittleEndianExplicit).good());
+  }
+  DicomMeta meta;
+  Result<std::vector<EncodedFrame>> ours = ConvertDicomFile(lut_file, Window("file"), &meta);
+  ASSERT_TRUE(ours.ok()) << ours.status().ToString();
+  EXPECT_EQ(ours->front().window, "voi_lut") << "the record says the VOI LUT was used";
+
+  // dcm2pnm with its first VOI LUT (+Wl 1), 8-bit, not interlaced.
+  const fs::path ref = tmp / "ref.png";
+  testing::ProcessResult r = RunProcess({ToolFor(meta), "+on", "-il", "+Wl", "1", lut_file.string(), ref.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Decoded a = MustDecode(ours->front().bytes), b = MustDecode(ReadText(ref));
+  ASSERT_EQ(a.width, b.width);
+  EXPECT_TRUE(a.pixels == b.pixels) << "the VOI LUT rendering differs from dcm2pnm +Wl 1";
+
+  // The LUT, not the file's window: the same file without it renders otherwise.
+  Result<std::vector<EncodedFrame>> windowed = ConvertDicomFile(src, Window("file"), nullptr);
+  ASSERT_TRUE(windowed.ok());
+  EXPECT_EQ(windowed->front().window, "35/100");
+  EXPECT_FALSE(MustDecode(windowed->front().bytes).pixels == a.pixels);
+  // linear_exact has no window to compute with a LUT: DCMTK renders the LUT.
+  ConvertOptions exact = Window("file");
+  exact.voi_function = "linear_exact";
+  Result<std::vector<EncodedFrame>> ex = ConvertDicomFile(lut_file, exact, nullptr);
+  ASSERT_TRUE(ex.ok());
+  EXPECT_EQ(ex->front().bytes, ours->front().bytes);
+}
+
 TEST(ConvertLibrary, PresetsAndWindowKinds) {
   const fs::path ct = kPydicomFiles / "CT_small.dcm";
   for (auto [preset, text] : std::vector<std::pair<std::string, std::string>>{
@@ -275,7 +321,7 @@ TEST(ConvertLibrary, PresetsAndWindowKinds) {
   Result<std::vector<EncodedFrame>> none = ConvertDicomFile(kPydicomFiles / "rtdose_1frame.dcm", Window("file"), nullptr);
   Result<std::vector<EncodedFrame>> mm = ConvertDicomFile(kPydicomFiles / "rtdose_1frame.dcm", Window("minmax"), nullptr);
   ASSERT_TRUE(none.ok() && mm.ok());
-  EXPECT_EQ(none->front().window, mm->front().window);
+  EXPECT_EQ(none->front().window, "minmax:" + mm->front().window) << "the record says min-max was used";
   EXPECT_EQ(none->front().bytes, mm->front().bytes);
   Result<std::vector<EncodedFrame>> raw = ConvertDicomFile(ct, Window("none"), nullptr);
   ASSERT_TRUE(raw.ok());

@@ -1,11 +1,13 @@
 // download: fetch the DICOM objects a CSV lists and convert them to images.
 //
-// Selection is deterministic and happens before any transfer: rows whose
+// The order of requests is fixed before any transfer: rows whose
 // label is not in `labels` are left out, rows whose key (skip_key column)
 // is already in an input dataset are counted as already present, duplicate
 // URLs are taken once, labels are ordered by `priority` (every row of the
 // first label before any of the next, CSV order within a label, unlisted
-// labels last), and the first `max_images` are requested.
+// labels last). Objects are requested in that order, in rounds, until
+// `max_images` images are produced (filtered and failed objects do not count)
+// or the list is exhausted (then the shortfall is a problem of the run).
 //
 // Each requested URL is one item of ctx.RunItems (key: the URL without its
 // query, see UrlItemKey; fingerprint: URL, output name and conversion
@@ -98,6 +100,22 @@ std::string UrlStem(const std::string& url) {
   return last;
 }
 
+// The images a finished item gave (its payload's frames outside skipped
+// parts): what counts toward max_images. 0 for a failed item.
+int64_t ImagesIn(const ItemResult& r) {
+  if (!r.ok) return 0;
+  rapidjson::Document doc;
+  doc.Parse(r.payload.c_str(), r.payload.size());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("parts") || !doc["parts"].IsArray()) return 0;
+  int64_t n = 0;
+  for (const auto& part : doc["parts"].GetArray()) {
+    if (part.IsObject() && !part.HasMember("skipped") && part.HasMember("frames") && part["frames"].IsArray()) {
+      n += static_cast<int64_t>(part["frames"].Size());
+    }
+  }
+  return n;
+}
+
 class DownloadStage : public Stage {
  public:
   explicit DownloadStage(DownloadOptions o) : o_(std::move(o)) {}
@@ -136,51 +154,98 @@ class DownloadStage : public Stage {
     fo.temp_dir = ctx.dir() / ".download-tmp";
     std::error_code ec;
     fs::remove_all(fo.temp_dir, ec);
-    MEDPIPE_ASSIGN_OR_RETURN(std::unique_ptr<Fetcher> fetcher, Fetcher::Create(fo));
 
-    std::vector<ItemTask> tasks;
-    std::vector<std::string> urls;
-    for (const auto& c : cands) {
-      tasks.push_back(ItemTask{c.key, Hasher().Field(c.url).Field(c.name).Field(o_.options_hash).HexDigest()});
-      urls.push_back(c.url);
-    }
     // Items the journal holds with intact outputs are resumed by RunItems
-    // without calling the work function: never fetch those ahead.
-    std::vector<bool> wanted(tasks.size(), true);
+    // without calling the work function: never fetch those ahead. The journal
+    // as it was before this run is what matters: items this run finishes are
+    // never asked for again in a later round.
+    std::vector<ItemTask> tasks;
+    std::vector<bool> wanted;
     {
       MEDPIPE_ASSIGN_OR_RETURN(std::unique_ptr<ItemJournal> journal, ItemJournal::Open(ctx.disk(), ctx.dir()));
-      for (size_t i = 0; i < tasks.size(); ++i) {
-        const ItemRecord* prev = journal->Find(tasks[i].key);
-        wanted[i] = !(prev && prev->fingerprint == tasks[i].fingerprint && CheckOutputs(ctx.dir(), prev->files).empty());
+      for (const auto& c : cands) {
+        tasks.push_back(ItemTask{c.key, Hasher().Field(c.url).Field(c.name).Field(o_.options_hash).HexDigest()});
+        const ItemRecord* prev = journal->Find(tasks.back().key);
+        wanted.push_back(!(prev && prev->fingerprint == tasks.back().fingerprint && !prev->transient &&
+                           CheckOutputs(ctx.dir(), prev->files).empty()));
       }
     }
     const size_t threads = static_cast<size_t>(std::max(1, tbb::this_task_arena::max_concurrency()));
     const size_t window = std::max<size_t>(8, 2 * static_cast<size_t>(fo.concurrency) / threads);
-    Result<std::vector<ItemResult>> results = [&]() -> Result<std::vector<ItemResult>> {
-      PrefetchQueue queue(fetcher.get(), urls, wanted, window);
-      return ctx.RunItems(tasks, [&](size_t i, ItemOutput& out) -> Result<std::string> {
-        FetchResult r = queue.Take(i, [&] { return ctx.cancelled(); });
-        struct Releaser {
-          FetchResult* r;
-          ~Releaser() { r->Release(); }
-        } release{&r};
-        if (!r.status.ok()) {
-          if (r.status.code() == Status::Code::kIOError || r.status.code() == Status::Code::kCancelled) return r.status;
-          // "reason: message", the reason counted as failed.<reason>.
-          return Status::Invalid(r.reason + ": " + r.status.message());
-        }
-        return ProcessItem(cands[i], r, out);
-      });
-    }();
-    if (FetchStats st = fetcher->stats(); st.throttled > 0) {
-      ctx.Count("throttled", st.throttled);
-      ctx.Log(fmt::format("the server throttled {} requests (429/503); concurrency went down to {}", st.throttled,
-                          st.lowest_concurrency));
+
+    // max_images counts images produced, not objects requested: rounds of
+    // requests in priority order, each asking for as many objects as images
+    // are still missing, until the quota is met or the CSV is exhausted. A
+    // round depends only on the results of the rounds before it, so the
+    // objects requested are the same for any thread count, and a rerun with a
+    // bigger quota resumes the earlier rounds from the journal and fetches only
+    // what is new. An object that gives several images (a multi-frame file, a
+    // WADO-RS series) is kept whole, so it may take the count past the quota.
+    std::vector<ItemResult> results;
+    int64_t produced = 0, throttled = 0;
+    int lowest_concurrency = fo.concurrency;
+    size_t next = 0;
+    Status status;
+    while (next < cands.size() && (o_.max_images == 0 || produced < o_.max_images)) {
+      const size_t n = o_.max_images == 0
+                           ? cands.size() - next
+                           : std::min(cands.size() - next, static_cast<size_t>(o_.max_images - produced));
+      std::vector<ItemTask> round_tasks(tasks.begin() + next, tasks.begin() + next + n);
+      std::vector<bool> round_wanted(wanted.begin() + next, wanted.begin() + next + n);
+      std::vector<std::string> urls;
+      for (size_t i = next; i < next + n; ++i) urls.push_back(cands[i].url);
+      Result<std::vector<ItemResult>> round = [&]() -> Result<std::vector<ItemResult>> {
+        // A fetcher per round: a queue's end cancels everything on its
+        // fetcher (PrefetchQueue::~PrefetchQueue), which must not reach the
+        // next round's requests.
+        MEDPIPE_ASSIGN_OR_RETURN(std::unique_ptr<Fetcher> fetcher, Fetcher::Create(fo));
+        PrefetchQueue queue(fetcher.get(), urls, round_wanted, window);
+        Result<std::vector<ItemResult>> items = ctx.RunItems(round_tasks, [&](size_t i, ItemOutput& out) -> Result<std::string> {
+          FetchResult r = queue.Take(i, [&] { return ctx.cancelled(); });
+          struct Releaser {
+            FetchResult* r;
+            ~Releaser() { r->Release(); }
+          } release{&r};
+          if (!r.status.ok()) {
+            if (r.status.code() == Status::Code::kIOError || r.status.code() == Status::Code::kCancelled) return r.status;
+            // "reason: message", the reason counted as failed.<reason>.
+            return Status::Invalid(r.reason + ": " + r.status.message());
+          }
+          return ProcessItem(cands[next + i], r, out);
+        });
+        FetchStats st = fetcher->stats();
+        throttled += st.throttled;
+        if (st.throttled > 0) lowest_concurrency = std::min(lowest_concurrency, st.lowest_concurrency);
+        return items;
+      }();
+      if (!round.ok()) {
+        status = round.status();
+        break;
+      }
+      for (auto& res : *round) {
+        produced += ImagesIn(res);
+        results.push_back(std::move(res));
+      }
+      next += n;
     }
-    fetcher.reset();
+    if (throttled > 0) {
+      ctx.Count("throttled", throttled);
+      ctx.Log(fmt::format("the server throttled {} requests (429/503); concurrency went down to {}", throttled,
+                          lowest_concurrency));
+    }
     fs::remove_all(fo.temp_dir, ec);
-    if (!results.ok()) return results.status();
-    return WriteDataset(ctx, table, cands, *results);
+    MEDPIPE_RETURN_IF_ERROR(status);
+    cands.resize(results.size());  // the objects requested
+    ctx.Count("requested", static_cast<int64_t>(cands.size()));
+    if (o_.max_images > 0 && produced < o_.max_images) {
+      ctx.Count("shortfall", o_.max_images - produced);
+      ctx.Problem(o_.csv.filename().string(),
+                  fmt::format("shortfall: {} of max_images {} produced, {} short: the CSV has no more rows to request "
+                              "({} requested)",
+                              produced, o_.max_images, o_.max_images - produced, cands.size()),
+                  "shortfall");
+    }
+    return WriteDataset(ctx, table, cands, results);
   }
 
  private:
@@ -253,8 +318,6 @@ class DownloadStage : public Stage {
     };
     std::stable_sort(cands.begin(), cands.end(),
                      [&](const Candidate& a, const Candidate& b) { return rank(a.label) < rank(b.label); });
-    if (o_.max_images > 0 && static_cast<int64_t>(cands.size()) > o_.max_images) cands.resize(o_.max_images);
-
     // Output names: from the id columns (patient column pseudonymised when a
     // salt is set, since names are outputs too), else the URL's file name.
     std::unordered_set<std::string> used;
@@ -271,7 +334,6 @@ class DownloadStage : public Stage {
     ctx.Count("already_present", already);
     if (duplicates) ctx.Count("duplicate_rows", duplicates);
     if (other_labels) ctx.Count("not_selected_label", other_labels);
-    ctx.Count("requested", static_cast<int64_t>(cands.size()));
     return cands;
   }
 
@@ -441,6 +503,7 @@ class DownloadStage : public Stage {
     for (const auto& [name, n] : counts) ctx.Count(name, n);
     ctx.Count("downloaded", downloaded);
     ctx.Count("images", static_cast<int64_t>(ds.images.size()));
+    ctx.Count("produced", static_cast<int64_t>(ds.images.size()));  // what max_images counts
     return ctx.WriteDataset(ds);
   }
 
@@ -506,7 +569,8 @@ void RegisterDownload(Registry* registry) {
       {"priority", ParamType::kStringList, "", false,
        "labels in priority order, e.g. [FP, TN]: every missing row of one before any of the next", {}},
       {"labels", ParamType::kStringList, "", false, "take only rows with these labels; empty: all", {}},
-      {"max_images", ParamType::kInt, "0", false, "request at most this many objects (0: no limit)", {}},
+      {"max_images", ParamType::kInt, "0", false, "images to produce: objects are requested in priority order until this many images are converted "
+       "(filtered or failed objects do not count) or the CSV is exhausted (0: no limit)", {}},
       {"skip_key", ParamType::kString, "sop_uid", false,
        "column matched to the input datasets' attribute of that name (or file stem): a match is already present", {}},
       {"concurrency", ParamType::kInt, "64", false, "transfers at once", {}},

@@ -185,6 +185,55 @@ TEST_F(DownloadTest, DownloadPriorityQuotaAndGrowingQuotaFetchesOnlyNewItems) {
   EXPECT_EQ(ReadReport(dir_ / "work/dl").counters["requested"], 4);
 }
 
+// max_images counts images produced: filtered and failed objects do not use
+// up the quota, more rows are requested in priority order instead.
+TEST_F(DownloadTest, DownloadQuotaCountsImagesProducedNotObjectsRequested) {
+  StartServer();
+  std::string csv = "image_url,label,patient_id\n";
+  csv += base_ + "/files/ge01.dcm,FP,G1\n";         // 4.0 mm: filtered by the default thickness filter
+  csv += base_ + "/files/ct.dcm,FP,C1\n";           // converted
+  csv += base_ + "/fault/404/0/s39.dcm,FP,F1\n";    // failed
+  for (int i = 0; i < 10; ++i) csv += base_ + "/files/s" + std::to_string(i) + ".dcm,TN,P" + std::to_string(i) + "\n";
+  auto params = [](int max) { return "      priority: [FP, TN]\n      max_images: " + std::to_string(max) + "\n"; };
+  auto r = RunYaml(BuiltinRegistry(), dir_.path(), Yaml(csv, params(5)));
+  ASSERT_EQ(r.summary.exit_code, 0) << r.Of("dl").reason;
+  auto ds = ReadCoco(dir_ / "work/dl/dataset.json");
+  ASSERT_TRUE(ds.ok());
+  std::vector<std::string> names;
+  for (const auto& img : ds->images) names.push_back(img.file_name);
+  EXPECT_EQ(names, (std::vector<std::string>{"images/ct.png", "images/s0.png", "images/s1.png", "images/s2.png",
+                                             "images/s3.png"}));
+  Report rep = ReadReport(dir_ / "work/dl");
+  EXPECT_EQ(rep.counters["requested"], 7);
+  EXPECT_EQ(rep.counters["produced"], 5);
+  EXPECT_EQ(rep.counters["filtered.slice_thickness"], 1);
+  EXPECT_EQ(rep.counters["failed.http_404"], 1);
+  EXPECT_EQ(rep.counters.count("shortfall"), 0u);
+  auto req = Requests();
+  EXPECT_EQ(req.count("/files/s4.dcm"), 0u) << "nothing past the quota is requested";
+
+  // A bigger quota resumes the first run's objects and fetches only the new.
+  auto r2 = RunYaml(BuiltinRegistry(), dir_.path(), Yaml(csv, params(7)));
+  ASSERT_EQ(r2.summary.exit_code, 0) << r2.Of("dl").reason;
+  EXPECT_EQ(ReadReport(dir_ / "work/dl").counters["produced"], 7);
+  auto req2 = Requests();
+  EXPECT_EQ(req2["/files/ct.dcm"], 1);
+  EXPECT_EQ(req2["/files/s3.dcm"], 1);
+  EXPECT_EQ(req2["/files/s5.dcm"], 1);
+  EXPECT_EQ(req2.count("/files/s6.dcm"), 0u);
+
+  // A quota the CSV cannot meet: everything requested, the shortfall said.
+  auto r3 = RunYaml(BuiltinRegistry(), dir_.path(), Yaml(csv, params(20)));
+  ASSERT_EQ(r3.summary.exit_code, 0) << r3.Of("dl").reason;
+  Report rep3 = ReadReport(dir_ / "work/dl");
+  EXPECT_EQ(rep3.counters["requested"], 13);
+  EXPECT_EQ(rep3.counters["produced"], 11);
+  EXPECT_EQ(rep3.counters["shortfall"], 9);
+  bool said = false;
+  for (const auto& [item, reason] : rep3.problems) said = said || reason.find("9 short") != std::string::npos;
+  EXPECT_TRUE(said) << rep3.text;
+}
+
 TEST_F(DownloadTest, DownloadSkipsWhatInputDatasetsHold) {
   StartServer();
   std::string csv = "image_url,label,sop_uid\n";
