@@ -12,6 +12,7 @@
 #include "graph/render.h"
 #include "runner/planner.h"
 #include "runner/runner.h"
+#include "serve/server.h"
 #include "stages/registry.h"
 #include "util/strings.h"
 
@@ -33,6 +34,8 @@ commands:
   validate FILE      check the pipeline file and exit
   clean FILE [ID...] remove the checkpoints and outputs of the stages (all by default)
   stages             list every stage kind with its params
+  serve FILE --stage ID [--host H] [--port P] [--max-upload-mb N] [--max-files N] [--output DIR]
+                     serve classify stage ID over HTTP (POST /predict_batch, a web page at /)
 
 exit codes: 0 done, 1 a stage failed, 2 usage or config error, 130 interrupted
 )";
@@ -225,6 +228,7 @@ int RunCli(int argc, char** argv, const std::atomic<bool>* cancel) {
     std::printf("medpipe 0.1.0\n");
     return kExitOk;
   }
+  if (argc >= 2 && std::strcmp(argv[1], "serve") == 0) return RunServe(argc - 2, argv + 2, cancel);
   Result<Args> args = ParseArgs(argc, argv);
   if (!args.ok()) return Usage(args.status().message());
   const std::string& cmd = args->command;

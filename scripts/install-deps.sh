@@ -12,6 +12,8 @@ packages=(
   libssl-dev libgtest-dev libgmock-dev
   python3 python3-pydicom python3-numpy python3-pil python3-botocore python3-opencv
   curl time orthanc orthanc-dicomweb
+  libtorch-dev libopenblas0-pthread python3-torch python3-onnx
+  chromium chromium-driver python3-selenium
 )
 
 missing=()

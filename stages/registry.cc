@@ -67,6 +67,7 @@ const Registry& BuiltinRegistry() {
     RegisterMerge(r);
     RegisterSplit(r);
     RegisterBalance(r);
+    RegisterClassify(r);
     return r;
   }();
   return *registry;

@@ -50,5 +50,6 @@ void RegisterAugment(Registry* registry);
 void RegisterMerge(Registry* registry);
 void RegisterSplit(Registry* registry);
 void RegisterBalance(Registry* registry);
+void RegisterClassify(Registry* registry);
 
 }  // namespace medpipe
