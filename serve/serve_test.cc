@@ -71,7 +71,7 @@ class ServeTest : public ::testing::Test {
     yaml_ = "workdir: work\nstages:\n"
             "  - id: d\n    kind: emit\n    params: {coco: data/ds.json}\n"
             "  - id: triage\n    kind: classify\n    inputs: [d]\n    params: {model: " +
-            (kModels / "tiny_cxr.pt").string() + ", batch: 8, rule: max_risk, threshold: 0.5}\n";
+            (kModels / "tiny_cxr.pt").string() + ", batch: 8}\n";
     testing::WriteText(*dir_ / "serve.yaml", yaml_);
     port_ = FreePort();
     const std::string cmd = "exec " + testing::MedpipeBinary() + " serve " + (*dir_ / "serve.yaml").string() +
@@ -132,7 +132,7 @@ TEST_F(ServeTest, BatchFromCurlEqualsTheClassifyStage) {
   ASSERT_EQ(r.summary.exit_code, 0) << r.Of("triage").reason;
   rapidjson::Document stage = Parse(testing::ReadText(stage_dir / "work/triage/results.json"));
 
-  std::vector<std::string> argv = {"curl", "-sS", "-X", "POST",
+  std::vector<std::string> argv = {"/usr/bin/curl", "-sS", "-X", "POST",
                                    "http://127.0.0.1:" + std::to_string(port_) + "/predict_batch"};
   for (int i = 0; i < 10; ++i) argv.insert(argv.end(), {"-F", "files=@" + (*dir_ / "data/img" / ("x" + std::to_string(i) + ".png")).string()});
   auto p = testing::RunProcess(argv);

@@ -147,6 +147,7 @@ class ClassifyStage : public Stage {
         std::vector<ItemResult> results,
         ctx.RunItems(tasks, [&](size_t b, ItemOutput&) -> Result<std::string> {
           MEDPIPE_ASSIGN_OR_RETURN(const Classifier* c, get());
+          ctx.Count("batches_inferred");
           return ClassifyBatch(*c, in, in_dir, batches[b]);
         }, "infer"));
 

