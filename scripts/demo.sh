@@ -24,6 +24,16 @@ build/medpipe run configs/hemorrhage_v4.yaml
 build/medpipe status configs/hemorrhage_v4.yaml
 build/medpipe run examples/pipeline.yaml
 
+# Chest X-ray triage (configs/cxr_triage.yaml): synthetic radiographs and the
+# UNTRAINED reference DenseNet121 (python3-torch writes it once).
+if [[ ! -f examples/data/cxr/cxr_0000.png ]]; then
+  build/medpipe-cxrgen --out examples/data/cxr --images 24 --dicoms 4 --seed 7
+fi
+if [[ ! -f examples/models/densenet121_cxr.pt ]]; then
+  /usr/bin/python3 scripts/make_reference_model.py examples/models >/dev/null 2>&1
+fi
+build/medpipe run configs/cxr_triage.yaml
+
 cat <<'MSG'
 
 outputs:
@@ -34,4 +44,7 @@ outputs:
   examples/work/hemorrhage_v4/checked/validation.json every check and its result
   examples/work/hemorrhage_v4/6class_coco/dataset.csv one row per image
   examples/work/<stage>/           the small example pipeline's stages
+  examples/work/cxr_triage/triage/{High,Medium,Low,no_finding}/   chest X-rays by risk level (links)
+  examples/work/cxr_triage/triage/results.{csv,json}, summary.json   per-image results (untrained model!)
+  build/medpipe serve configs/cxr_triage.yaml --stage triage --port 8080   the same as a web page and API
 MSG
