@@ -10,7 +10,7 @@ weights, biases and running statistics are randomised (a few batches in train
 mode before eval), because default BatchNorm gives logits of ~370 and
 saturated probabilities that test nothing.
 
-  make_reference_model.py OUT_DIR [--tiny] [--seed S] [--reference N]
+  make_reference_model.py OUT_DIR [--tiny] [--seed S] [--reference N] [--no-onnx]
 
 writes OUT_DIR/densenet121_cxr.pt (TorchScript, not frozen: medpipe freezes
 at load) and OUT_DIR/densenet121_cxr.onnx (opset 14, dynamic batch, Identity
@@ -82,8 +82,19 @@ class DenseNet(nn.Module):
         return self.classifier(x)
 
 
+def calibration_batch(n, generator):
+    """Smooth image-like inputs in the xrv range [-1024, 1024]: random
+    low-frequency fields plus a little noise, closer to radiographs than
+    uniform noise is, so the BatchNorm statistics fit real inputs."""
+    low = torch.rand(n, 1, 8, 8, generator=generator)
+    x = F.interpolate(low, size=(224, 224), mode="bilinear", align_corners=False)
+    x = x + 0.05 * torch.randn(n, 1, 224, 224, generator=generator)
+    return (x.clamp(0, 1) * 2 - 1) * 1024
+
+
 def make_model(tiny, seed):
     torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed + 7)
     model = DenseNet(blocks=(2, 2), growth=8, init_features=16) if tiny else DenseNet()
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
@@ -92,25 +103,32 @@ def make_model(tiny, seed):
             nn.init.uniform_(m.weight, 0.5, 1.5)
             nn.init.uniform_(m.bias, -0.2, 0.2)
             m.momentum = None  # cumulative average over the calibration batches
-    # Realistic running statistics: a few batches of x-ray-range inputs in
+    # Realistic running statistics: a few batches of image-like inputs in
     # train mode, then eval.
     model.train()
     with torch.no_grad():
-        for _ in range(4):
-            model(torch.rand(4, 1, 224, 224) * 2048 - 1024)
+        for _ in range(3):
+            model(calibration_batch(4, g))
     model.eval()
     with torch.no_grad():
-        # Logits of a few units, so probabilities are spread over (0, 1).
-        model.classifier.weight.mul_(2.0)
-        model.classifier.bias.uniform_(-1.0, 1.0)
+        # Logits of a few units around a random per-label offset on such
+        # inputs, so probabilities are spread over (0, 1) and differ between
+        # images instead of saturating.
+        z = model(calibration_batch(8, g))
+        scale = 1.5 / float(z.std(0).mean().clamp_min(1e-6))
+        model.classifier.weight.mul_(scale)
+        model.classifier.bias.mul_(scale).sub_(z.mean(0) * scale).add_(torch.rand(z.shape[1], generator=g) * 2 - 1.5)
     return model
 
 
-def export(model, out_dir, name, channels=1):
+def export(model, out_dir, name, channels=1, onnx_too=True):
     os.makedirs(out_dir, exist_ok=True)
     example = torch.rand(1, channels, 224, 224) * 2048 - 1024
     pt = os.path.join(out_dir, name + ".pt")
     torch.jit.save(torch.jit.trace(model, example), pt)
+    if not onnx_too:
+        print(f"make_reference_model: wrote {pt}")
+        return
     onnx_path = os.path.join(out_dir, name + ".onnx")
     torch.onnx.export(model, example, onnx_path, opset_version=14, input_names=["input"], output_names=["logits"],
                       dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
@@ -159,6 +177,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--reference", type=int, default=0)
     ap.add_argument("--xrv", action="store_true")
+    ap.add_argument("--no-onnx", action="store_true", help="write the TorchScript file only (faster)")
     a = ap.parse_args()
     torch.set_num_threads(2)
     if a.xrv:
@@ -166,7 +185,7 @@ def main():
         return
     name = "tiny_cxr" if a.tiny else "densenet121_cxr"
     model = make_model(a.tiny, a.seed)
-    export(model, a.out_dir, name)
+    export(model, a.out_dir, name, onnx_too=not a.no_onnx)
     if a.reference:
         write_reference(model, a.out_dir, name, a.reference, a.seed)
 
