@@ -30,7 +30,7 @@ if [[ ! -f examples/data/cxr/cxr_0000.png ]]; then
   build/medpipe-cxrgen --out examples/data/cxr --images 24 --dicoms 4 --seed 7
 fi
 if [[ ! -f examples/models/densenet121_cxr.pt ]]; then
-  /usr/bin/python3 scripts/make_reference_model.py examples/models --no-onnx >/dev/null 2>&1
+  /usr/bin/python3 scripts/make_reference_model.py examples/models --no-onnx --calibrate examples/data/cxr >/dev/null 2>&1
 fi
 build/medpipe run configs/cxr_triage.yaml
 

@@ -10,7 +10,7 @@ weights, biases and running statistics are randomised (a few batches in train
 mode before eval), because default BatchNorm gives logits of ~370 and
 saturated probabilities that test nothing.
 
-  make_reference_model.py OUT_DIR [--tiny] [--seed S] [--reference N] [--no-onnx]
+  make_reference_model.py OUT_DIR [--tiny] [--seed S] [--reference N] [--no-onnx] [--calibrate DIR]
 
 writes OUT_DIR/densenet121_cxr.pt (TorchScript, not frozen: medpipe freezes
 at load) and OUT_DIR/densenet121_cxr.onnx (opset 14, dynamic batch, Identity
@@ -82,7 +82,7 @@ class DenseNet(nn.Module):
         return self.classifier(x)
 
 
-def calibration_batch(n, generator):
+def smooth_batch(n, generator):
     """Smooth image-like inputs in the xrv range [-1024, 1024]: random
     low-frequency fields plus a little noise, closer to radiographs than
     uniform noise is, so the BatchNorm statistics fit real inputs."""
@@ -92,9 +92,30 @@ def calibration_batch(n, generator):
     return (x.clamp(0, 1) * 2 - 1) * 1024
 
 
-def make_model(tiny, seed):
+def xrv_preprocess(path):
+    """torchxrayvision's normalize + XRayCenterCrop + XRayResizer (cv2)."""
+    import cv2
+    import numpy as np
+    img = cv2.imread(path, cv2.IMREAD_GRAYSCALE).astype(np.float32)
+    img = (2 * (img / 255.0) - 1.0) * 1024
+    y, x = img.shape
+    c = min(x, y)
+    img = img[y // 2 - c // 2:y // 2 - c // 2 + c, x // 2 - c // 2:x // 2 - c // 2 + c]
+    return torch.from_numpy(cv2.resize(img, (224, 224), interpolation=cv2.INTER_AREA))[None]
+
+
+def make_model(tiny, seed, calibrate=None):
+    """`calibrate`: PNG/JPEG files whose preprocessed pixels set the BatchNorm
+    statistics and centre the logits (default: smooth random fields)."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed + 7)
+    if calibrate:
+        images = torch.stack([xrv_preprocess(f) for f in sorted(calibrate)[:16]])
+
+        def calibration_batch(n, generator):  # noqa: F811 (images from the files)
+            return images[torch.randint(len(images), (n,), generator=generator)]
+    else:
+        calibration_batch = smooth_batch
     model = DenseNet(blocks=(2, 2), growth=8, init_features=16) if tiny else DenseNet()
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
@@ -177,6 +198,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--reference", type=int, default=0)
     ap.add_argument("--xrv", action="store_true")
+    ap.add_argument("--calibrate", help="a folder of PNG images to calibrate on (e.g. medpipe-cxrgen output)")
     ap.add_argument("--no-onnx", action="store_true", help="write the TorchScript file only (faster)")
     a = ap.parse_args()
     torch.set_num_threads(2)
@@ -184,7 +206,9 @@ def main():
         export_xrv(a.out_dir)
         return
     name = "tiny_cxr" if a.tiny else "densenet121_cxr"
-    model = make_model(a.tiny, a.seed)
+    import glob
+    calibrate = sorted(glob.glob(os.path.join(a.calibrate, "*.png"))) if a.calibrate else None
+    model = make_model(a.tiny, a.seed, calibrate)
     export(model, a.out_dir, name, onnx_too=not a.no_onnx)
     if a.reference:
         write_reference(model, a.out_dir, name, a.reference, a.seed)
