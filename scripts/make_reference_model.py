@@ -16,8 +16,8 @@ writes OUT_DIR/densenet121_cxr.pt (TorchScript, not frozen: medpipe freezes
 at load) and OUT_DIR/densenet121_cxr.onnx (opset 14, dynamic batch, Identity
 nodes folded by prepare_onnx.py so OpenCV 4.6 reads it). --tiny writes a small
 DenseNet (blocks (2, 2), growth 8) as tiny_cxr.{pt,onnx} for tests.
---reference N also writes N seeded inputs (1x224x224, float32, values in
-[-1024, 1024]) and the model's logits for them, as raw little-endian float32
+--reference N also writes N seeded image-like inputs (1x224x224, float32,
+values in [-1024, 1024]) and the model's logits for them, as raw little-endian float32
 files <name>.inputs.f32 and <name>.logits.f32.
 
 With torchxrayvision installed, --xrv exports its trained "all" model instead
@@ -162,7 +162,7 @@ def export(model, out_dir, name, channels=1, onnx_too=True):
 
 def write_reference(model, out_dir, name, n, seed):
     g = torch.Generator().manual_seed(seed + 1)
-    x = torch.rand(n, 1, 224, 224, generator=g) * 2048 - 1024
+    x = smooth_batch(n, g)  # image-like, as the network was calibrated on
     with torch.no_grad():
         y = model(x)
     x.numpy().astype("<f4").tofile(os.path.join(out_dir, name + ".inputs.f32"))
