@@ -93,7 +93,6 @@ struct TriageServer::Impl {
     }
     const std::string batch_id = NewBatchId();
     const ClassifierOptions& co = classifier->options();
-    const size_t per_image = TensorSize(co.preprocess);
 
     // Decode and preprocess here, in the request's thread.
     std::vector<float> tensors, tensor;
@@ -130,7 +129,6 @@ struct TriageServer::Impl {
         results.push_back(std::move(r));
       }
     }
-    (void)per_image;
     std::error_code ec;
     fs::create_directories(o.output / "batches", ec);
     if (Status s = WriteNewFile(o.output / "batches" / (batch_id + ".csv"), TriageCsv(results, co.decision));

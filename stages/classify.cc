@@ -41,13 +41,11 @@ Result<std::string> ModelFileHash(const fs::path& path) {
   };
   static std::mutex mu;
   static std::map<std::string, Entry> cache;
-  const FileStat st = StatPath(fs::path(path).string());
   std::error_code ec;
   const fs::path real = fs::canonical(path, ec);
   if (ec) return Status::NotFound("model file not found: " + path.string());
   const FileStat target = StatPath(real);
   if (!target.exists || target.is_dir) return Status::NotFound("model file not found: " + path.string());
-  (void)st;
   {
     std::lock_guard<std::mutex> lock(mu);
     auto it = cache.find(real.string());
@@ -160,6 +158,7 @@ class ClassifyStage : public Stage {
     // Decisions, in dataset order.
     std::vector<TriageResult> triage;
     std::vector<size_t> triage_image;
+    std::vector<std::pair<int, int>> sizes;  // decoded width and height, per triage entry
     int64_t failed = 0;
     for (size_t b = 0; b < batches.size(); ++b) {
       if (!results[b].ok) {  // the whole batch failed (a problem recorded by RunItems)
@@ -201,7 +200,7 @@ class ClassifyStage : public Stage {
                                    fs::path(img.file_name).filename().string());
         triage.push_back(std::move(r));
         triage_image.push_back(i);
-        (void)width, (void)height;
+        sizes.emplace_back(width, height);
       }
     }
 
@@ -222,6 +221,7 @@ class ClassifyStage : public Stage {
       Image img = src;
       img.id = static_cast<int64_t>(out.images.size()) + 1;
       img.file_name = links[t].out_rel;
+      img.width = sizes[t].first, img.height = sizes[t].second;
       img.attributes["risk_level"] = d.level;
       img.attributes["top_label"] = d.top_label;
       img.attributes["top_probability"] = d.top_prob;
@@ -279,7 +279,6 @@ class ClassifyStage : public Stage {
   // which round-trip a float exactly) or "E<reason>".
   Result<std::string> ClassifyBatch(const Classifier& c, const Dataset& in, const fs::path& in_dir,
                                     const BatchItem& b) const {
-    const size_t per_image = TensorSize(o_.preprocess);
     thread_local std::vector<float> tensor, batch;
     batch.clear();
     std::vector<std::string> lines(b.images.size());
@@ -301,7 +300,6 @@ class ClassifyStage : public Stage {
     if (!ok.empty()) {
       MEDPIPE_ASSIGN_OR_RETURN(std::vector<float> scores, c.Scores(batch.data(), static_cast<int>(ok.size())));
       const size_t labels = o_.decision.labels.size();
-      (void)per_image;
       for (size_t j = 0; j < ok.size(); ++j) {
         std::string& line = lines[ok[j]];
         line = fmt::format("{} {}", sizes[ok[j]].first, sizes[ok[j]].second);
