@@ -70,6 +70,15 @@ const std::map<std::string, CommandSpec>& Commands() {
         "  --template NAME  minimal (default) or hemorrhage; see `medpipe init --help`\n",
         {"--template", "--help", "-h"},
         {"--template"}}},
+      {"serve",
+       {"serve FILE --stage ID [--host H] [--port P] [--max-upload-mb N] [--max-files N] [--output DIR] [--threads N]",
+        "serve classify stage ID over HTTP (POST /predict_batch, a web page at /)\n"
+        "  --stage ID       the classify stage whose model and decision params to serve\n"
+        "  --host H         address to listen on (default 127.0.0.1)\n"
+        "  --port P         port (default 8080)\n"
+        "  --max-upload-mb N, --max-files N   request limits (413 beyond them)\n"
+        "  --output DIR     where uploads are saved by risk level\n",
+        {}, {}}},
       {"help", {"help [COMMAND]", "print the usage of medpipe or of one command\n", {}, {}}},
   };
   return commands;

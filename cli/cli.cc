@@ -22,6 +22,7 @@
 #include "graph/sources.h"
 #include "runner/planner.h"
 #include "runner/runner.h"
+#include "serve/server.h"
 #include "stages/registry.h"
 #include "util/strings.h"
 
@@ -410,6 +411,7 @@ int RunCli(int argc, char** argv, const std::atomic<bool>* cancel) {
     std::fputs(VersionText().c_str(), stdout);
     return kExitOk;
   }
+  if (argc >= 2 && std::strcmp(argv[1], "serve") == 0) return RunServe(argc - 2, argv + 2, cancel);
   Result<Args> parsed = ParseArgs(argc, argv);
   if (!parsed.ok()) return Usage(parsed.status().message(), argc >= 2 ? argv[1] : "");
   const Args& args = *parsed;

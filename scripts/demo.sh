@@ -34,6 +34,15 @@ if [[ ! -f examples/data/echo/results/inference_output/summary.json ]]; then
   build/medpipe-echogen --out examples/data/echo --patients 24 --clips 4 --seed 21
 fi
 build/medpipe run configs/echo_quality.yaml
+# Chest X-ray triage (configs/cxr_triage.yaml): synthetic radiographs and the
+# UNTRAINED reference DenseNet121 (python3-torch writes it once).
+if [[ ! -f examples/data/cxr/cxr_0000.png ]]; then
+  build/medpipe-cxrgen --out examples/data/cxr --images 24 --dicoms 4 --seed 7
+fi
+if [[ ! -f examples/models/densenet121_cxr.pt ]]; then
+  /usr/bin/python3 scripts/make_reference_model.py examples/models --no-onnx --calibrate examples/data/cxr >/dev/null 2>&1
+fi
+build/medpipe run configs/cxr_triage.yaml
 
 cat <<'MSG'
 
@@ -49,6 +58,9 @@ outputs:
                                    CT-RATE folds over examples/work/ct_rate/prep/volumes/*.npy
   examples/work/echo_quality/dataset/echo_annotations_enhanced.csv
                                    the echo-quality layout and CSV (+ per-split CSVs)
+  examples/work/cxr_triage/triage/{High,Medium,Low,no_finding}/   chest X-rays by risk level (links)
+  examples/work/cxr_triage/triage/results.{csv,json}, summary.json   per-image results (untrained model!)
+  build/medpipe serve configs/cxr_triage.yaml --stage triage --port 8080   the same as a web page and API
 MSG
 echo
 echo "report (open in any browser; it fetches nothing):"

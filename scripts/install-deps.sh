@@ -13,6 +13,7 @@ packages=(
   python3 python3-pydicom python3-numpy python3-pil python3-botocore python3-opencv
   curl time orthanc orthanc-dicomweb
   libnifti2-dev python3-nibabel python3-scipy python3-sklearn
+  libtorch-dev libopenblas0-pthread python3-torch python3-onnx
   chromium chromium-driver python3-selenium
 )
 

@@ -74,6 +74,7 @@ const Registry& BuiltinRegistry() {
     RegisterDegrade(r);
     RegisterEchoExport(r);
     RegisterReport(r);
+    RegisterClassify(r);
     return r;
   }();
   return *registry;

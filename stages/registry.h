@@ -57,5 +57,6 @@ void RegisterSelect(Registry* registry);
 void RegisterDegrade(Registry* registry);
 void RegisterEchoExport(Registry* registry);
 void RegisterReport(Registry* registry);
+void RegisterClassify(Registry* registry);
 
 }  // namespace medpipe
