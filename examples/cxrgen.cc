@@ -24,6 +24,7 @@
 #include <string>
 
 #include "dataset/image_io.h"
+#include "image/png.h"
 #include "util/fs.h"
 #include "util/hash.h"
 
@@ -132,9 +133,7 @@ int main(int argc, char** argv) {
     if (i < images) {
       cv::Mat eight;
       px.convertTo(eight, CV_8U, 255.0 / 4095.0);
-      PngOptions png;
-      png.compression_level = 1;
-      Result<std::string> bytes = EncodePng(eight.data, w, h, 1, 8, png);
+      Result<std::string> bytes = EncodePng(eight.data, w, h, 1, 8, PngOptions{});
       const fs::path path = out / fmt::format("cxr_{:04d}.png", i);
       if (!bytes.ok() || !DefaultDisk()->WriteAtomic(path, *bytes, false).ok()) {
         std::fprintf(stderr, "medpipe-cxrgen: cannot write %s\n", path.c_str());

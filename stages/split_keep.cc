@@ -43,7 +43,7 @@ Status ReadCsvSource(const fs::path& path, bool kfold, KeptSplits* out, std::set
     return Status::Invalid(fmt::format("{}: needs a header with patient_id and {} columns (has: {})", path.string(),
                                        kfold ? "fold (or split)" : "split", Join(t.header, ", ")));
   }
-  if (!t.errors.empty()) return Status::Invalid(t.errors.front());
+  if (!t.errors.empty()) return Status::Invalid(t.errors.front().message);
   for (const CsvRow& row : t.rows) {
     const std::string& id = row.fields[static_cast<size_t>(patient)];
     std::string b = row.fields[static_cast<size_t>(bin)];
