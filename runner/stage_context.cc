@@ -339,8 +339,8 @@ Status StageContext::WriteReport() {
   for (const auto& p : problems) {
     w.StartObject();
     w.Key("item"), w.String(p.item.c_str());
-    w.Key("kind"), w.String(p.kind.c_str());
     w.Key("reason"), w.String(p.reason.c_str());
+    w.Key("kind"), w.String(p.kind.c_str());
     w.EndObject();
   }
   w.EndArray();
