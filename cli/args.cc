@@ -67,7 +67,7 @@ const std::map<std::string, CommandSpec>& Commands() {
       {"init",
        {"init [--template NAME] DIR",
         "write a commented pipeline file to start from into DIR/pipeline.yaml\n"
-        "  --template NAME  minimal (default) or hemorrhage; see `medpipe init --help`\n",
+        "  --template NAME  minimal (default), hemorrhage, ctprep or echo\n",
         {"--template", "--help", "-h"},
         {"--template"}}},
       {"serve",

@@ -48,6 +48,81 @@ stages:
     kind: export
     inputs: [checked]
 )"},
+      {"ctprep", R"(# CT volumes to training tensors, then patient-grouped multi-label folds
+# (the CT-RATE workflow; configs/ct_rate.yaml in medpipe's source is the full
+# example). Volumes are NIfTI files named like CT-RATE's
+# (train_<patient>_<scan>_<recon>.nii.gz); rescale and spacing come from the
+# metadata CSV, labels from a CSV with VolumeName and one 0/1 column per label.
+name: ct_prep
+workdir: ${MEDPIPE_WORKDIR:-work}
+seed: 42
+stages:
+  - id: prep
+    kind: ctprep
+    params:
+      volumes: data/volumes
+      metadata_csv: data/metadata.csv
+      labels_csv: data/labels.csv
+      hu_range: [-1000, 400]
+      spacing: [0.75, 0.75, 1.5]
+      shape: [480, 480, 240]
+      windows: [lung, mediastinum, bone]
+      clahe: true
+      dtype: float16
+
+  # 5 folds, every scan of a patient in one fold, stratified label by label;
+  # class weights from each fold's training part only.
+  - id: folds
+    kind: folds
+    inputs: [prep]
+    params:
+      folds: 5
+)"},
+      {"echo", R"(# An echo-quality training set from an inference run's summary.json
+# (configs/echo_quality.yaml in medpipe's source is the full example):
+# high-quality clips and natural failures selected evenly across machine
+# types, synthetic failures degraded from high-quality clips, a 70/15/15
+# patient split that keeps every synthetic clip with its source.
+name: echo_quality
+workdir: ${MEDPIPE_WORKDIR:-work}
+seed: 42
+stages:
+  - id: results
+    kind: inference_results
+    params:
+      summary: data/summary.json
+      raw_data: data/raw_data
+
+  - id: classes
+    kind: select
+    inputs: results
+    params:
+      group_by: machine_type
+      rules:
+        - {name: high_quality, where: ["score >= 0.95", "status == PASS"], max: 800, set: {quality_score: 1}}
+        - {name: natural_failure, where: ["score <= 0.1", "status == FAIL"], max: 300, set: {quality_score: 0}}
+
+  - id: synthetic
+    kind: degrade
+    inputs: classes
+    params:
+      count: 300
+      sources: ["class == high_quality"]
+      group_by: machine_type
+      set: {quality_score: 0, status: SYNTHETIC, class: synthetic}
+
+  - id: split
+    kind: split
+    inputs: synthetic
+    params:
+      ratios: {train: 0.7, valid: 0.15, test: 0.15}
+      missing_patient: own_group
+      group_attribute: clip
+
+  - id: dataset
+    kind: echo_export
+    inputs: split
+)"},
       {"hemorrhage", R"(# A head-CT hemorrhage dataset as the hemorrhage v4 workflow builds it
 # (configs/hemorrhage_v4.yaml in medpipe's source is the full example):
 # a negatives pool downloaded from a model-feedback CSV, a previous dataset
@@ -158,6 +233,12 @@ std::vector<std::string> TemplateNames() {
 std::vector<std::pair<std::string, std::string>> StarterFiles(const std::string& name) {
   const std::string empty_coco = "{\"images\": [], \"annotations\": [], \"categories\": []}\n";
   if (name == "minimal") return {{"data/images/", ""}, {"data/boxes.coco.json", empty_coco}};
+  if (name == "ctprep") {
+    return {{"data/volumes/", ""},
+            {"data/metadata.csv", "VolumeName,RescaleSlope,RescaleIntercept,XYSpacing,ZSpacing\n"},
+            {"data/labels.csv", "VolumeName\n"}};
+  }
+  if (name == "echo") return {{"data/summary.json", "[]\n"}, {"data/raw_data/", ""}};
   if (name == "hemorrhage") {
     return {{"data/feedback.csv", "url,label,sop_uid\n"},
             {"data/previous/images/", ""},

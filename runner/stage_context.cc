@@ -228,7 +228,10 @@ Status StageContext::CompactJournal() {
 void StageContext::Problem(const std::string& item, const std::string& reason, const std::string& kind) {
   std::string k = kind;
   if (k.empty()) {
-    k = reason.substr(0, reason.find_first_of(":;(,"));
+    // "27 image files ..." and "image files ..." are one kind: no leading count.
+    size_t start = reason.find_first_not_of("0123456789 ");
+    k = start == std::string::npos ? reason : reason.substr(start);
+    k = k.substr(0, k.find_first_of(":;(,"));
     while (!k.empty() && k.back() == ' ') k.pop_back();
     if (k.size() > 60) k = k.substr(0, 57) + "...";
   }

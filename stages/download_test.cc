@@ -190,11 +190,14 @@ TEST_F(DownloadTest, DownloadPriorityQuotaAndGrowingQuotaFetchesOnlyNewItems) {
 TEST_F(DownloadTest, DownloadQuotaCountsImagesProducedNotObjectsRequested) {
   StartServer();
   std::string csv = "image_url,label,patient_id\n";
-  csv += base_ + "/files/ge01.dcm,FP,G1\n";         // 4.0 mm: filtered by the default thickness filter
+  csv += base_ + "/files/ge01.dcm,FP,G1\n";         // 4.0 mm: filtered by the thickness filter
   csv += base_ + "/files/ct.dcm,FP,C1\n";           // converted
   csv += base_ + "/fault/404/0/s39.dcm,FP,F1\n";    // failed
   for (int i = 0; i < 10; ++i) csv += base_ + "/files/s" + std::to_string(i) + ".dcm,TN,P" + std::to_string(i) + "\n";
-  auto params = [](int max) { return "      priority: [FP, TN]\n      max_images: " + std::to_string(max) + "\n"; };
+  auto params = [](int max) {
+    return "      priority: [FP, TN]\n      filter_slice_thickness: [\"5.0\", \"5.5\"]\n      max_images: " +
+           std::to_string(max) + "\n";
+  };
   auto r = RunYaml(BuiltinRegistry(), dir_.path(), Yaml(csv, params(5)));
   ASSERT_EQ(r.summary.exit_code, 0) << r.Of("dl").reason;
   auto ds = ReadCoco(dir_ / "work/dl/dataset.json");

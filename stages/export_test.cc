@@ -311,6 +311,7 @@ TEST(ExportPublicTest, WristExportCopiedElsewherePassesCocoChecks) {
       "  - id: m\n    kind: merge\n    params:\n"
       "      sources: [{path: '" + wrist.string() + "', prefix: wr_, source: wrist}]\n"
       "      categories: [Radius, Scaphoid, Ulna]\n"
+      "      patient_from_group: true\n"  // the export has no patient ids: its uploads stand in
       "  - id: s\n    kind: split\n    inputs: m\n"
       "  - id: e\n    kind: export\n    inputs: s\n");
   ASSERT_EQ(r.summary.exit_code, 0) << r.Of("e").reason;

@@ -114,7 +114,8 @@ Status ReportUnlisted(StageContext& ctx, const std::string& label, const fs::pat
                 fmt::format("{} image file(s) in the folder are not in its _annotations.coco.json, so not merged "
                             "(e.g. {}{})",
                             unlisted.size(), Join(std::vector<std::string>(unlisted.begin(), unlisted.begin() + shown), ", "),
-                            unlisted.size() > shown ? ", ..." : ""));
+                            unlisted.size() > shown ? ", ..." : ""),
+                "image files not in the annotations");
   }
   return Status::OK();
 }

@@ -33,7 +33,7 @@ testing::RunResult RunSplit(const fs::path& dir, const Dataset& ds, const std::s
                               "\nstages:\n"
                               "  - {id: given, kind: emit, params: {coco: data/ds.json}}\n"
                               "  - {id: s, kind: split, inputs: [given], params: " + params + "}\n" +
-                              (with_export ? "  - {id: e, kind: export, inputs: [s]}\n" : ""));
+                              (with_export ? "  - {id: e, kind: export, inputs: [s], params: {materialize: symlink}}\n" : ""));
 }
 
 // `base` plus `more`, the new images renumbered after the old ones and their
@@ -156,6 +156,9 @@ TEST(SplitKeep, ReadsARoboflowExportAndItsContentIsFingerprinted) {
   }
   ASSERT_TRUE(fs::exists(v1 / "v4/test/_annotations.coco.json"));
   Dataset new_ds = Grow(old_ds, RandomDataset(12, 30, 4, 3, 0.3, "N"));
+  // The images exist, so the stages' links are not dangling (a dangling link
+  // makes its stage stale, which is not what this test is about).
+  for (const Image& img : new_ds.images) testing::WriteText(v2 / "data" / img.file_name, "x");
   const std::string params = "{keep: '" + (v1 / "v4").string() + "'}";
   auto r = RunSplit(v2.path(), new_ds, params, false, /*seed=*/99);  // another seed: the kept splits still hold
   ASSERT_EQ(r.summary.exit_code, 0) << r.Of("s").reason;
