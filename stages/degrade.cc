@@ -32,6 +32,7 @@
 #include "dataset/select.h"
 #include "stages/link_images.h"
 #include "stages/registry.h"
+#include "util/file_names.h"
 #include "util/hash.h"
 
 namespace medpipe {
@@ -69,15 +70,6 @@ AttrValue ParseValue(const std::string& s) {
 }
 
 // A group value safe in a file name: [A-Za-z0-9._-] kept, others '_'.
-std::string FileSafe(const std::string& s) {
-  std::string out = s.empty() ? "none" : s;
-  for (char& c : out) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') c = '_';
-  }
-  if (out[0] == '.') out[0] = '_';
-  return out;
-}
-
 class DegradeStage : public Stage {
  public:
   explicit DegradeStage(DegradeOptions o) : o_(std::move(o)) {}
@@ -109,7 +101,7 @@ class DegradeStage : public Stage {
     for (int i = 0; i < o_.count; ++i) {
       const auto& [group, members] = order[static_cast<size_t>(i) % order.size()];
       const size_t round = static_cast<size_t>(i) / order.size();
-      Sample s{members[round % members.size()], group, fmt::format("synthetic/synthetic_{}_{:04d}.dcm", FileSafe(group), i),
+      Sample s{members[round % members.size()], group, fmt::format("synthetic/synthetic_{}_{:04d}.dcm", FileSafeName(group), i),
                DrawDegradation(o_.ranges, SeedOf(ctx.seed(), fmt::format("degrade\x1f{}", i)))};
       samples.push_back(std::move(s));
     }

@@ -28,6 +28,7 @@
 #include "dataset/select.h"
 #include "stages/link_images.h"
 #include "stages/registry.h"
+#include "util/file_names.h"
 #include "util/strings.h"
 
 namespace medpipe {
@@ -44,15 +45,6 @@ std::string CsvField(const std::string& s) {
   std::string out = "\"";
   for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
   return out + "\"";
-}
-
-std::string FileSafe(const std::string& s) {
-  std::string out = s.empty() ? "none" : s;
-  for (char& c : out) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') c = '_';
-  }
-  if (out[0] == '.') out[0] = '_';
-  return out;
 }
 
 class EchoExportStage : public Stage {
@@ -83,12 +75,12 @@ class EchoExportStage : public Stage {
         ctx.Count("unclassified");
         continue;
       }
-      const std::string machine = FileSafe(field(img, "machine_type"));
+      const std::string machine = FileSafeName(field(img, "machine_type"));
       const int n = counters[c]++;
       std::string rel;
-      if (c == kHigh) rel = fmt::format("high_quality/hq_{}_{:04d}_{}.dcm", machine, n, FileSafe(field(img, "file_id")));
+      if (c == kHigh) rel = fmt::format("high_quality/hq_{}_{:04d}_{}.dcm", machine, n, FileSafeName(field(img, "file_id")));
       if (c == kNatural) {
-        rel = fmt::format("low_quality/natural_failures/lq_{}_{:04d}_{}.dcm", machine, n, FileSafe(field(img, "file_id")));
+        rel = fmt::format("low_quality/natural_failures/lq_{}_{:04d}_{}.dcm", machine, n, FileSafeName(field(img, "file_id")));
       }
       if (c == kSynthetic) rel = fmt::format("low_quality/synthetic_degraded/synthetic_{}_{:04d}.dcm", machine, n);
       kept.push_back(i);
@@ -142,7 +134,7 @@ class EchoExportStage : public Stage {
     MEDPIPE_RETURN_IF_ERROR(ctx.WriteOutput("echo_annotations_enhanced.csv", all));
     if (per_split_) {
       for (const auto& [split, text] : per_split) {
-        MEDPIPE_RETURN_IF_ERROR(ctx.WriteOutput(fmt::format("echo_annotations_{}.csv", FileSafe(split)), text));
+        MEDPIPE_RETURN_IF_ERROR(ctx.WriteOutput(fmt::format("echo_annotations_{}.csv", FileSafeName(split)), text));
       }
     }
     std::string log = fmt::format("{:<10} {:>12} {:>16} {:>18}\n", "split", kClassNames[0], kClassNames[1],

@@ -14,7 +14,6 @@
 #include "runner/checkpoint.h"
 #include "runner/progress.h"
 #include "tests/test_util.h"
-#include "util/strings.h"
 
 namespace medpipe {
 namespace {
@@ -222,16 +221,6 @@ TEST_F(TrustTest, StatusSaysHowAParamChangedAndWhichInputIsStale) {
   EXPECT_TRUE(Contains(s.out, "params.patient_pattern changed: \"^(P\\\\d+)_\" -> \"^(P\\\\d)_\"")) << s.out;
   EXPECT_TRUE(Contains(s.out, "input ann changed (it is stale)")) << s.out;
   EXPECT_FALSE(Contains(s.out, "not done")) << s.out;
-}
-
-TEST(NaturalLessTest, NumbersCompareByValue) {
-  EXPECT_TRUE(NaturalLess("labels.csv:7", "labels.csv:10"));
-  EXPECT_FALSE(NaturalLess("labels.csv:10", "labels.csv:7"));
-  EXPECT_TRUE(NaturalLess("img2.png", "img10.png"));
-  EXPECT_TRUE(NaturalLess("a", "b"));
-  EXPECT_TRUE(NaturalLess("a", "a1"));
-  EXPECT_FALSE(NaturalLess("a1", "a1"));
-  EXPECT_TRUE(NaturalLess("x007", "x8"));
 }
 
 }  // namespace
