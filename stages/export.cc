@@ -28,8 +28,9 @@
 //             line; an image without a width or height is not exported.
 //
 // dataset.json names the exported files (train/x.png with roboflow, else
-// images/train/x.png with yolo, else the input's file names), all present in the stage folder, so a stage may read
-// the export (e.g. filter it to 4 classes). Name the stage `6class_coco` to get
+// images/train/x.png with yolo, else the input's file names), all present in
+// the stage folder, so a stage may read the export (e.g. filter it to 4
+// classes). Name the stage `6class_coco` to get
 // the seed's `<workdir>/6class_coco/train/_annotations.coco.json`.
 //
 // An export is what users hand on, so its images are materialised
