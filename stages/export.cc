@@ -14,10 +14,23 @@
 //             category names of its boxes, ';'-joined in category order),
 //             box_count, width, height, augmented_from (origin.image), labels
 //             (';'-joined).
+//   yolo      the Ultralytics layout: images/{train,val,test}/<file> and
+//             labels/{train,val,test}/<stem>.txt, one `class cx cy w h` line
+//             per box (class: 0-based index of the category in id order;
+//             centre and size divided by the image's width and height, 6
+//             decimals; an empty file for a negative image), and data.yaml
+//             (path: this folder, absolute; the present splits; names).
+//             Split valid is written as `val`, Ultralytics' name. Images are
+//             chosen per split as with roboflow; two images of one split with
+//             the same stem collide (their label files would). Boxes are
+//             clipped to the image first; a box with nothing inside the image,
+//             or of an unknown category, is a per-item problem and gets no
+//             line; an image without a width or height is not exported.
 //
-// dataset.json names the exported files (train/x.png with roboflow, else the
-// input's file names), all present in the stage folder, so a stage may read
-// the export (e.g. filter it to 4 classes). Name the stage `6class_coco` to get
+// dataset.json names the exported files (train/x.png with roboflow, else
+// images/train/x.png with yolo, else the input's file names), all present in
+// the stage folder, so a stage may read the export (e.g. filter it to 4
+// classes). Name the stage `6class_coco` to get
 // the seed's `<workdir>/6class_coco/train/_annotations.coco.json`.
 //
 // An export is what users hand on, so its images are materialised
@@ -26,8 +39,10 @@
 // survives `cp -r`, tar and a clean of any upstream stage. `symlink` keeps
 // the intermediate stages' relative links, on request only.
 #include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -40,12 +55,13 @@
 namespace medpipe {
 namespace {
 
-constexpr const char* kFormats[] = {"roboflow", "csv"};
+constexpr const char* kFormats[] = {"roboflow", "csv", "yolo"};
 constexpr const char* kAnnotationsFile = "_annotations.coco.json";
 
 struct ExportOptions {
   bool roboflow = false;
   bool csv = false;
+  bool yolo = false;
   LinkMode materialize = LinkMode::kHardlink;
 };
 
@@ -118,6 +134,66 @@ std::string SplitCoco(const Dataset& ds, const std::string& split) {
   return SerializeCoco(part);
 }
 
+// Ultralytics names the validation split `val`.
+std::string YoloSplit(const std::string& canonical) { return canonical == "valid" ? "val" : canonical; }
+
+std::string YoloImagePath(const std::string& canonical_split, const std::string& file_name) {
+  return "images/" + YoloSplit(canonical_split) + "/" + fs::path(file_name).filename().string();
+}
+
+std::string YoloLabelPath(const std::string& canonical_split, const std::string& file_name) {
+  return "labels/" + YoloSplit(canonical_split) + "/" + fs::path(file_name).stem().string() + ".txt";
+}
+
+// One image's YOLO label text. The box is clipped to the image so no
+// coordinate leaves [0, 1]; a box with no area inside the image, or whose
+// category is unknown, is reported through `problem` and gets no line; a box
+// reaching past an edge is clipped and counted through `clipped`.
+// Hand-written: the format is five numbers a line, no library covers it.
+std::string YoloLabel(const Image& img, const std::vector<size_t>& boxes, const Dataset& ds,
+                      const std::unordered_map<int64_t, size_t>& class_of,
+                      const std::function<void(const std::string&, const char*)>& problem,
+                      const std::function<void()>& clipped) {
+  std::string out;
+  const double W = img.width, H = img.height;
+  for (size_t k : boxes) {
+    const Annotation& a = ds.annotations[k];
+    auto cls = class_of.find(a.category_id);
+    if (cls == class_of.end()) {
+      problem(fmt::format("annotation {}: unknown category id {}; no YOLO line", a.id, a.category_id),
+              "yolo_unknown_categories");
+      continue;
+    }
+    const double x0 = std::max(0.0, a.bbox[0]), y0 = std::max(0.0, a.bbox[1]);
+    const double x1 = std::min(W, a.bbox[0] + a.bbox[2]), y1 = std::min(H, a.bbox[1] + a.bbox[3]);
+    if (!(x1 > x0 && y1 > y0)) {
+      problem(fmt::format("annotation {}: box [{}, {}, {}, {}] has no area inside the {}x{} image; no YOLO line",
+                          a.id, a.bbox[0], a.bbox[1], a.bbox[2], a.bbox[3], img.width, img.height),
+              "yolo_boxes_outside");
+      continue;
+    }
+    if (x0 != a.bbox[0] || y0 != a.bbox[1] || x1 != a.bbox[0] + a.bbox[2] || y1 != a.bbox[1] + a.bbox[3]) {
+      clipped();
+    }
+    out += fmt::format("{} {:.6f} {:.6f} {:.6f} {:.6f}\n", cls->second, (x0 + x1) / 2 / W, (y0 + y1) / 2 / H,
+                       (x1 - x0) / W, (y1 - y0) / H);
+  }
+  return out;
+}
+
+// data.yaml for Ultralytics: the export folder (absolute), the splits present
+// and the class names by index.
+std::string YoloDataYaml(const fs::path& dir, const std::vector<std::string>& splits,
+                         const std::vector<std::string>& names) {
+  YAML::Emitter y;
+  y << YAML::BeginMap << YAML::Key << "path" << YAML::Value << fs::absolute(dir).lexically_normal().string();
+  for (const auto& s : splits) y << YAML::Key << s << YAML::Value << "images/" + s;
+  y << YAML::Key << "names" << YAML::Value << YAML::BeginMap;
+  for (size_t i = 0; i < names.size(); ++i) y << YAML::Key << i << YAML::Value << names[i];
+  y << YAML::EndMap << YAML::EndMap;
+  return std::string(y.c_str()) + "\n";
+}
+
 class ExportStage : public Stage {
  public:
   explicit ExportStage(ExportOptions o) : o_(o) {}
@@ -139,21 +215,30 @@ class ExportStage : public Stage {
       ctx.Count("unsafe_file_names");
       return false;
     };
-    if (o_.roboflow) {
+    if (o_.roboflow || o_.yolo) {
       for (std::string_view split_view : kSplitNames) {
         const std::string split(split_view);
+        // Basenames (the image files) and, with yolo, "stem:" keys (the label files).
         std::set<std::string> taken = {kAnnotationsFile};
         for (size_t i = 0; i < in.images.size(); ++i) {
           const Image& img = in.images[i];
           if (CanonicalSplit(img.split) != split || !safe(img)) continue;
+          if (o_.yolo && (img.width <= 0 || img.height <= 0)) {
+            ctx.Problem(img.file_name, "no width or height: YOLO coordinates cannot be normalised; image not exported");
+            ctx.Count("images_without_size");
+            continue;
+          }
           std::string base = fs::path(img.file_name).filename().string();
-          if (!taken.insert(base).second) {
-            ctx.Problem(img.file_name, fmt::format("{}/{} is already taken by another image; image not exported",
-                                                   split, base));
+          std::string stem_key = "stem:" + fs::path(img.file_name).stem().string();
+          if (taken.count(base) || (o_.yolo && taken.count(stem_key))) {
+            std::string what = o_.roboflow ? split + "/" + base : YoloLabelPath(split, img.file_name);
+            ctx.Problem(img.file_name, what + " is already taken by another image; image not exported");
             ctx.Count("name_collisions");
             continue;
           }
-          take(i, split + "/" + base);
+          taken.insert(base);
+          if (o_.yolo) taken.insert(stem_key);
+          take(i, o_.roboflow ? split + "/" + base : YoloImagePath(split, img.file_name));
         }
       }
       for (const auto& img : in.images) {
@@ -164,24 +249,34 @@ class ExportStage : public Stage {
         ctx.Count("images_without_split");
       }
       if (chosen.empty() && !in.images.empty()) {
-        return Status::Failed(fmt::format("no image of input {} is in split train, valid or test; the roboflow "
+        return Status::Failed(fmt::format("no image of input {} is in split train, valid or test; the {} "
                                           "format needs a split stage upstream",
-                                          ctx.inputs()[0].id));
+                                          ctx.inputs()[0].id, o_.roboflow ? "roboflow" : "yolo"));
       }
     } else {
       for (size_t i = 0; i < in.images.size(); ++i) {
         if (safe(in.images[i])) take(i, in.images[i].file_name);
       }
     }
+    // With both roboflow and yolo, each image is materialised twice: once per layout.
+    const size_t primary = links.size();
+    if (o_.roboflow && o_.yolo) {
+      for (size_t k = 0; k < primary; ++k) {
+        const Image& img = in.images[chosen[k]];
+        links.push_back(LinkSpec{YoloImagePath(CanonicalSplit(img.split), img.file_name), links[k].target});
+      }
+    }
     MEDPIPE_ASSIGN_OR_RETURN(std::vector<bool> linked, LinkImages(ctx, links, o_.materialize));
+    std::vector<std::string> in_names;  // per exported image, its input file_name (the problem item)
 
     // dataset.json: the exported images, renumbered in output order.
     Dataset out;
     out.categories = in.categories;
     auto by_image = in.AnnotationsByImage();
     for (size_t k = 0; k < chosen.size(); ++k) {
-      if (!linked[k]) continue;
+      if (!linked[k] || (links.size() > primary && !linked[primary + k])) continue;
       Image img = in.images[chosen[k]];
+      in_names.push_back(img.file_name);
       const int64_t old_id = img.id;
       img.id = static_cast<int64_t>(out.images.size()) + 1;
       img.file_name = links[k].out_rel;
@@ -209,7 +304,43 @@ class ExportStage : public Stage {
       }
     }
     if (o_.csv) MEDPIPE_RETURN_IF_ERROR(ctx.WriteOutput("dataset.csv", RenderCsv(out)));
+    if (o_.yolo) MEDPIPE_RETURN_IF_ERROR(WriteYolo(ctx, out, in_names));
     return Status::OK();
+  }
+
+  // labels/<split>/<stem>.txt per exported image and data.yaml; `out` holds
+  // the exported images with canonical splits, `in_names` their input names.
+  static Status WriteYolo(StageContext& ctx, const Dataset& out, const std::vector<std::string>& in_names) {
+    std::vector<size_t> order(out.categories.size());
+    for (size_t c = 0; c < order.size(); ++c) order[c] = c;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return out.categories[a].id < out.categories[b].id; });
+    std::unordered_map<int64_t, size_t> class_of;
+    std::vector<std::string> names;
+    for (size_t c : order) {
+      class_of.emplace(out.categories[c].id, names.size());
+      names.push_back(out.categories[c].name);
+    }
+    auto by_image = out.AnnotationsByImage();
+    std::set<std::string> present;
+    for (size_t i = 0; i < out.images.size(); ++i) {
+      const Image& img = out.images[i];
+      std::vector<size_t> boxes;
+      if (auto it = by_image.find(img.id); it != by_image.end()) boxes = it->second;
+      auto problem = [&](const std::string& reason, const char* counter) {
+        ctx.Problem(in_names[i], reason);
+        ctx.Count(counter);
+      };
+      MEDPIPE_RETURN_IF_ERROR(
+          ctx.WriteOutput(YoloLabelPath(img.split, img.file_name),
+                          YoloLabel(img, boxes, out, class_of, problem, [&] { ctx.Count("yolo_boxes_clipped"); })));
+      present.insert(YoloSplit(img.split));
+    }
+    std::vector<std::string> splits;
+    for (const char* s : {"train", "val", "test"}) {
+      if (present.count(s)) splits.push_back(s);
+    }
+    return ctx.WriteOutput("data.yaml", YoloDataYaml(ctx.dir(), splits, names));
   }
 
  private:
@@ -220,14 +351,14 @@ Result<std::unique_ptr<Stage>> MakeExport(const StageDecl& d, uint64_t) {
   const Params& p = d.params;
   ExportOptions o;
   std::vector<std::string> formats = p.GetStringList("formats");
-  if (formats.empty()) return p.Error("formats", "name at least one format (roboflow, csv)");
+  if (formats.empty()) return p.Error("formats", "name at least one format (roboflow, csv, yolo)");
   for (const auto& f : formats) {
-    if (f != "roboflow" && f != "csv") {
+    if (f != "roboflow" && f != "csv" && f != "yolo") {
       std::string close = ClosestName(f, {std::begin(kFormats), std::end(kFormats)});
-      return p.Error("formats", fmt::format("unknown format '{}'{} (formats: roboflow, csv)", f,
+      return p.Error("formats", fmt::format("unknown format '{}'{} (formats: roboflow, csv, yolo)", f,
                                             close.empty() ? "" : " (did you mean '" + close + "'?)"));
     }
-    bool& on = f == "roboflow" ? o.roboflow : o.csv;
+    bool& on = f == "roboflow" ? o.roboflow : f == "csv" ? o.csv : o.yolo;
     if (on) return p.Error("formats", "format '" + f + "' is listed twice");
     on = true;
   }
@@ -246,13 +377,15 @@ void RegisterExport(Registry* registry) {
   spec.version = 2;  // 2: images materialised (hard links) by default, `val` read as valid
   spec.help =
       "write a dataset as Roboflow split folders (train/valid/test/_annotations.coco.json beside the images, hard "
-      "links or copies) "
-      "and/or dataset.csv, one row per image";
+      "links or copies), dataset.csv (one row per image) and/or the Ultralytics YOLO layout (images/, labels/, "
+      "data.yaml)";
   spec.min_inputs = 1;
   spec.max_inputs = 1;
   spec.params = {
       {"formats", ParamType::kStringList, "[roboflow, csv]", false,
-       "what to write: roboflow (split folders with COCO files) and/or csv (dataset.csv)", {}},
+       "what to write: roboflow (split folders with COCO files), csv (dataset.csv) and/or yolo (images/, labels/ "
+       "and data.yaml for Ultralytics)",
+       {}},
       {"materialize", ParamType::kString, "hardlink", false,
        "how images are put in the export: hardlink (a copy where the filesystem refuses), copy, or symlink (links "
        "into the upstream stages: the export breaks when they are cleaned or it is copied)",

@@ -1,6 +1,11 @@
 #include <fmt/format.h>
 #include <rapidjson/document.h>
 #include <sys/stat.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
 
 #include <gtest/gtest.h>
 
@@ -300,6 +305,147 @@ TEST_F(ExportTest, ValSplitIsExportedAsValid) {
   EXPECT_EQ(doc["counters"]["images_valid"].GetInt(), 1);
 }
 
+// One line of a YOLO label file, read by the test's own parser.
+struct YoloBox {
+  int cls = -1;
+  double v[4] = {0, 0, 0, 0};  // cx, cy, w, h, normalised
+};
+
+// Reads a label file: exactly five fields a line, class an integer. Fails
+// the test on anything else.
+std::vector<YoloBox> ReadYoloLabels(const fs::path& file) {
+  std::vector<YoloBox> boxes;
+  std::ifstream in(file);
+  EXPECT_TRUE(in.good()) << file;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    YoloBox b;
+    std::string extra;
+    EXPECT_TRUE(fields >> b.cls >> b.v[0] >> b.v[1] >> b.v[2] >> b.v[3]) << file << ": " << line;
+    EXPECT_FALSE(fields >> extra) << file << ": " << line;
+    boxes.push_back(b);
+  }
+  return boxes;
+}
+
+// The expected YOLO box of a COCO box: clipped to the image, normalised.
+YoloBox Expected(int cls, const double bbox[4], double width, double height) {
+  const double x0 = std::max(0.0, bbox[0]), y0 = std::max(0.0, bbox[1]);
+  const double x1 = std::min(width, bbox[0] + bbox[2]), y1 = std::min(height, bbox[1] + bbox[3]);
+  YoloBox b;
+  b.cls = cls;
+  b.v[0] = (x0 + x1) / 2 / width, b.v[1] = (y0 + y1) / 2 / height;
+  b.v[2] = (x1 - x0) / width, b.v[3] = (y1 - y0) / height;
+  return b;
+}
+
+// Categories listed out of id order: the class is the index in id order.
+// P0003_001 (test) gets a box past the image's corner (clipped) and one wholly
+// outside it (a problem, no line).
+TEST_F(ExportTest, YoloLabelsMatchTheCocoBoxes) {
+  in_.categories = {{3, "IPH", "h"}, {1, "EDH", "h"}, {2, kOddCategory, "h"}};
+  const int64_t p3 = in_.images[5].id;
+  ASSERT_EQ(in_.images[5].file_name, "images/P0003_001.png");
+  AddBox(p3, 3, 50, 60, 20, 10);
+  AddBox(p3, 1, 70, 70, 5, 5);
+  in_.images[5].width = 80;  // not square: x and y are normalised apart
+  auto r = Run("{formats: [yolo]}");
+  ASSERT_EQ(r.summary.exit_code, 0) << r.Of("x").reason;
+  const fs::path out = dir_ / "work/x";
+  const std::map<int64_t, int> cls = {{1, 0}, {2, 1}, {3, 2}};
+  const std::map<std::string, std::string> split_dir = {{"train", "train"}, {"valid", "val"}, {"test", "test"}};
+
+  size_t images = 0, lines = 0;
+  for (const auto& img : in_.images) {
+    if (img.file_name == "sub/P0001_002.png" || img.split.empty()) continue;  // collision, unsplit
+    const std::string sd = split_dir.at(img.split);
+    const std::string stem = fs::path(img.file_name).stem().string();
+    EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(out / "images" / sd / (stem + ".png")))) << img.file_name;
+    std::vector<YoloBox> expected;
+    for (const auto& a : in_.annotations) {
+      if (a.image_id != img.id) continue;
+      YoloBox e = Expected(cls.at(a.category_id), a.bbox, img.width, img.height);
+      if (e.v[2] > 0 && e.v[3] > 0) expected.push_back(e);  // a box wholly outside has no line
+    }
+    const fs::path label = out / "labels" / sd / (stem + ".txt");
+    ASSERT_TRUE(fs::exists(label)) << label;
+    std::vector<YoloBox> got = ReadYoloLabels(label);
+    ASSERT_EQ(got.size(), expected.size()) << label;
+    for (size_t k = 0; k < got.size(); ++k) {
+      EXPECT_EQ(got[k].cls, expected[k].cls) << label << " line " << k;
+      for (int j = 0; j < 4; ++j) {
+        EXPECT_NEAR(got[k].v[j], expected[k].v[j], 1e-6) << label << " line " << k << " field " << j;
+        EXPECT_GE(got[k].v[j], 0.0);
+        EXPECT_LE(got[k].v[j], 1.0);
+      }
+    }
+    ++images, lines += got.size();
+  }
+  EXPECT_EQ(images, 5u);
+  EXPECT_EQ(lines, 4u);
+  // Negative images get an empty label file.
+  EXPECT_TRUE(fs::exists(out / "labels/train/P0001_002.txt"));
+  EXPECT_EQ(testing::ReadText(out / "labels/train/P0001_002.txt"), "");
+  // The clipped box spans x 50..70 of 80, y 60..64 of 64, with 6 decimals.
+  EXPECT_NE(testing::ReadText(out / "labels/test/P0003_001.txt").find("2 0.750000 0.968750 0.250000 0.062500\n"),
+            std::string::npos);
+  EXPECT_FALSE(fs::exists(out / "train"));
+  EXPECT_FALSE(fs::exists(out / "images/valid"));
+
+  YAML::Node y = YAML::LoadFile((out / "data.yaml").string());
+  EXPECT_EQ(y["path"].as<std::string>(), fs::absolute(out).lexically_normal().string());
+  EXPECT_EQ(y["train"].as<std::string>(), "images/train");
+  EXPECT_EQ(y["val"].as<std::string>(), "images/val");
+  EXPECT_EQ(y["test"].as<std::string>(), "images/test");
+  ASSERT_TRUE(y["names"].IsMap());
+  EXPECT_EQ(y["names"].size(), 3u);
+  EXPECT_EQ(y["names"][0].as<std::string>(), "EDH");
+  EXPECT_EQ(y["names"][1].as<std::string>(), kOddCategory);
+  EXPECT_EQ(y["names"][2].as<std::string>(), "IPH");
+
+  std::string report = testing::ReadText(out / "report.json");
+  rapidjson::Document doc;
+  doc.Parse(report.c_str());
+  ASSERT_TRUE(doc.IsObject());
+  EXPECT_EQ(doc["counters"]["yolo_boxes_outside"].GetInt(), 1);
+  EXPECT_EQ(doc["counters"]["yolo_boxes_clipped"].GetInt(), 1);
+  EXPECT_EQ(doc["counters"]["name_collisions"].GetInt(), 1);
+  EXPECT_NE(report.find("labels/train/P0001_002.txt is already taken by another image"), std::string::npos) << report;
+  EXPECT_NE(report.find("has no area inside the 80x64 image"), std::string::npos) << report;
+
+  // dataset.json names the files in images/.
+  Result<Dataset> ds = ReadCoco(out / "dataset.json");
+  ASSERT_TRUE(ds.ok());
+  ASSERT_EQ(ds->images.size(), 5u);
+  for (const auto& img : ds->images) EXPECT_TRUE(fs::exists(out / img.file_name)) << img.file_name;
+  EXPECT_EQ(ds->images[3].file_name, "images/val/P0002_001.png");
+}
+
+// data.yaml lists only the splits present; with roboflow too, both layouts
+// hold every image and dataset.json names the roboflow files.
+TEST_F(ExportTest, YoloWithRoboflowAndWithoutATestSplit) {
+  for (auto& img : in_.images) {
+    if (img.split == "test") img.split = "train";
+  }
+  auto r = Run("{formats: [roboflow, yolo]}");
+  ASSERT_EQ(r.summary.exit_code, 0) << r.Of("x").reason;
+  const fs::path out = dir_ / "work/x";
+  YAML::Node y = YAML::LoadFile((out / "data.yaml").string());
+  EXPECT_TRUE(y["train"]);
+  EXPECT_TRUE(y["val"]);
+  EXPECT_FALSE(y["test"]);
+  EXPECT_FALSE(fs::exists(out / "labels/test"));
+  for (const char* f : {"train/P0003_001.png", "images/train/P0003_001.png", "valid/P0002_001.png",
+                        "images/val/P0002_001.png", "labels/train/P0003_001.txt"}) {
+    EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(out / f))) << f;
+  }
+  EXPECT_EQ(ReadYoloLabels(out / "labels/val/P0002_001.txt").size(), 1u);
+  Result<Dataset> ds = ReadCoco(out / "dataset.json");
+  ASSERT_TRUE(ds.ok());
+  EXPECT_EQ(ds->images[0].file_name, "train/P0001_001.png");
+}
+
 // The real wrist X-ray export through merge, split and export; the export,
 // copied with cp -r and with the workdir gone, still passes the COCO checks.
 TEST(ExportPublicTest, WristExportCopiedElsewherePassesCocoChecks) {
@@ -348,6 +494,13 @@ TEST(ExportParamsTest, BadFormatsAreConfigErrors) {
   EXPECT_THROW(run("{formats: []}"), std::runtime_error);
   EXPECT_THROW(run("{formats: [csv, csv]}"), std::runtime_error);
   EXPECT_THROW(run("{formats: [parquet]}"), std::runtime_error);
+  EXPECT_THROW(run("{formats: [yolo, yolo]}"), std::runtime_error);
+  try {
+    run("{formats: [yolov8]}");
+    ADD_FAILURE() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("(formats: roboflow, csv, yolo)"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
