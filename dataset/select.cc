@@ -97,6 +97,16 @@ bool MatchesAll(const std::vector<Predicate>& predicates, const Image& image) {
   return true;
 }
 
+AttrValue ParseAttrValue(const std::string& s) {
+  char* end = nullptr;
+  long long i = std::strtoll(s.c_str(), &end, 10);
+  if (!s.empty() && *end == '\0') return int64_t{i};
+  double d = std::strtod(s.c_str(), &end);
+  if (!s.empty() && *end == '\0') return d;
+  if (s == "true" || s == "false") return s == "true";
+  return s;
+}
+
 std::string SeededOrderKey(uint64_t seed, std::string_view key) {
   return HashBytes(fmt::format("{}\x1f{}", seed, key));
 }

@@ -51,6 +51,10 @@ std::optional<std::string> ImageField(const Image& image, const std::string& fie
 std::vector<size_t> SelectEvenly(const std::vector<std::string>& keys, const std::vector<std::string>& groups,
                                  size_t cap, uint64_t seed);
 
+// A value written in a pipeline (`set: {quality_score: 1}`) as the
+// attribute it stands for: an integer, a number, true/false, else the text.
+AttrValue ParseAttrValue(const std::string& text);
+
 // The seeded order SelectEvenly uses: a hex SHA-256 of the seed and the key.
 std::string SeededOrderKey(uint64_t seed, std::string_view key);
 

@@ -59,17 +59,6 @@ uint64_t SeedOf(uint64_t seed, const std::string& key) {
   return std::strtoull(SeededOrderKey(seed, key).substr(0, 16).c_str(), nullptr, 16);
 }
 
-AttrValue ParseValue(const std::string& s) {
-  char* end = nullptr;
-  long long i = std::strtoll(s.c_str(), &end, 10);
-  if (!s.empty() && *end == '\0') return int64_t{i};
-  double d = std::strtod(s.c_str(), &end);
-  if (!s.empty() && *end == '\0') return d;
-  if (s == "true" || s == "false") return s == "true";
-  return s;
-}
-
-// A group value safe in a file name: [A-Za-z0-9._-] kept, others '_'.
 class DegradeStage : public Stage {
  public:
   explicit DegradeStage(DegradeOptions o) : o_(std::move(o)) {}
@@ -181,7 +170,7 @@ class DegradeStage : public Stage {
       img.attributes["degradation"] = DescribeDegradation(s.degradation);
       img.attributes["assessment"] = "Synthetic degradation - " + DescribeDegradation(s.degradation);
       img.attributes["file_id"] = fs::path(s.rel).stem().string();
-      for (const auto& [name, value] : o_.set) img.attributes[name] = ParseValue(value);
+      for (const auto& [name, value] : o_.set) img.attributes[name] = ParseAttrValue(value);
       img.origin.image = src.file_name;
       img.origin.transform = DescribeDegradation(s.degradation);
       ctx.Count("synthetic." + s.degradation.kind);

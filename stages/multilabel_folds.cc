@@ -65,9 +65,9 @@ std::vector<int> StratifyGroups(const MultiLabelItems& items, const std::vector<
     if (label < 0) break;
     const size_t l = static_cast<size_t>(label);
     done_label[l] = true;
-    std::vector<uint32_t> todo;
+    std::vector<uint32_t> unassigned;
     for (uint32_t g : groups_of[l]) {
-      if (bin[g] < 0) todo.push_back(g);
+      if (bin[g] < 0) unassigned.push_back(g);
     }
     auto count_of = [&](uint32_t g) {
       for (auto [ll, n] : pos[g]) {
@@ -75,14 +75,14 @@ std::vector<int> StratifyGroups(const MultiLabelItems& items, const std::vector<
       }
       return int64_t{0};
     };
-    std::sort(todo.begin(), todo.end(), [&](uint32_t a, uint32_t b) {
+    std::sort(unassigned.begin(), unassigned.end(), [&](uint32_t a, uint32_t b) {
       int64_t ca = count_of(a), cb = count_of(b);
       if (ca != cb) return ca > cb;
       if (size[a] != size[b]) return size[a] > size[b];
       if (tie[a] != tie[b]) return tie[a] < tie[b];
       return items.group_keys[a] < items.group_keys[b];
     });
-    for (uint32_t g : todo) {
+    for (uint32_t g : unassigned) {
       size_t best = 0;
       for (size_t b = 1; b < B; ++b) {
         if (want[b][l] != want[best][l]) {

@@ -42,16 +42,6 @@ struct SelectOptions {
   std::string class_attribute;
 };
 
-AttrValue ParseValue(const std::string& s) {
-  char* end = nullptr;
-  long long i = std::strtoll(s.c_str(), &end, 10);
-  if (!s.empty() && *end == '\0') return int64_t{i};
-  double d = std::strtod(s.c_str(), &end);
-  if (!s.empty() && *end == '\0') return d;
-  if (s == "true" || s == "false") return s == "true";
-  return s;
-}
-
 class SelectStage : public Stage {
  public:
   explicit SelectStage(SelectOptions o) : o_(std::move(o)) {}
@@ -169,7 +159,7 @@ Result<std::unique_ptr<Stage>> MakeSelect(const StageDecl& d, uint64_t) {
           } else if (key == "set") {
             if (!kv.second.IsMap()) return p.Error("rules", "set is a mapping of attribute: value");
             for (const auto& s : kv.second) {
-              rule.set.emplace_back(s.first.as<std::string>(), ParseValue(s.second.as<std::string>()));
+              rule.set.emplace_back(s.first.as<std::string>(), ParseAttrValue(s.second.as<std::string>()));
             }
           } else {
             return p.Error("rules", fmt::format("unknown rule key '{}' (name, where, max, set)", key));
