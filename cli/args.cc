@@ -22,7 +22,8 @@ struct CommandSpec {
 const std::map<std::string, CommandSpec>& Commands() {
   static const std::map<std::string, CommandSpec> commands = {
       {"run",
-       {"run FILE [--from ID] [--until ID] [--only ID] [--force ID]... [-n] [-j N] [--strict] [--set P=V]...",
+       {"run FILE [--from ID] [--until ID] [--only ID] [--force ID]... [-n] [-j N] [--strict] [--executor local|slurm] "
+        "[--set P=V]...",
         "run the pipeline, skipping what is done\n"
         "  --from ID        rerun ID and everything downstream\n"
         "  --until ID       run ID and what it needs, no more\n"
@@ -31,10 +32,21 @@ const std::map<std::string, CommandSpec>& Commands() {
         "  -n, --dry-run    print the plan on stdout; touch nothing\n"
         "  -j, --threads N  bound the whole run to N threads (default: every core)\n"
         "  --strict         any per-item problem fails its stage (also `strict: true`)\n"
-        "  --set P=V        override a value of FILE, e.g. split.params.seed=3 (repeatable)\n",
-        {"--from", "--until", "--only", "--force", "--dry-run", "-n", "--threads", "-j", "--strict", "--set", "--help",
-         "-h"},
-        {"--from", "--until", "--only", "--force", "--threads", "-j", "--set"}}},
+        "  --set P=V        override a value of FILE, e.g. split.params.seed=3 (repeatable)\n"
+        "  --executor E     local (default), or slurm: per-item stages as Slurm job arrays over the shared\n"
+        "                   workdir (also `executor: {type: slurm}`; see docs/scale-out.md)\n",
+        {"--from", "--until", "--only", "--force", "--dry-run", "-n", "--threads", "-j", "--strict", "--set",
+         "--executor", "--help", "-h"},
+        {"--from", "--until", "--only", "--force", "--threads", "-j", "--set", "--executor"}}},
+      {"worker",
+       {"worker FILE --stage ID --call K --shard I [-j N] [--set P=V]...",
+        "run one shard of a stage's items: what every Slurm array task of `run --executor slurm` runs\n"
+        "  --stage ID       the stage\n"
+        "  --call K         its RunItems pass, counted from 0\n"
+        "  --shard I        the shard of that pass's plan (the array task id)\n"
+        "  -j, --threads N  threads (default: SLURM_CPUS_PER_TASK, else 1 inside a Slurm job)\n",
+        {"--stage", "--call", "--shard", "--threads", "-j", "--set", "--help", "-h"},
+        {"--stage", "--call", "--shard", "--threads", "-j", "--set"}}},
       {"status",
        {"status FILE [--json] [--set P=V]...",
         "each stage: done, stale (and why), running, never run, incomplete, failed;\n"
@@ -202,7 +214,22 @@ Result<Args> ParseArgs(int argc, char** argv) {
       a.orphans = true;
     } else if (arg == "--template") {
       a.template_name = value;
+    } else if (arg == "--executor") {
+      if (value != "local" && value != "slurm") return Status::Config("--executor: local or slurm, not '" + value + "'");
+      a.run.executor = value;
+    } else if (arg == "--stage") {
+      a.stage = value;
+    } else if (arg == "--call" || arg == "--shard") {
+      char* end = nullptr;
+      long v = std::strtol(value.c_str(), &end, 10);
+      if (value.empty() || *end != '\0' || v < 0 || v > 1000000) {
+        return Status::Config(arg + ": expected a number from 0, not '" + value + "'");
+      }
+      (arg == "--call" ? a.call : a.shard) = static_cast<int>(v);
     }
+  }
+  if (a.command == "worker" && !a.help && (a.stage.empty() || a.call < 0 || a.shard < 0)) {
+    return Status::Config("worker needs --stage, --call and --shard");
   }
   if (!a.run.only.empty() && (!a.run.from.empty() || !a.run.until.empty())) {
     return Status::Config("--only runs one stage; it cannot be combined with --from or --until");

@@ -21,6 +21,8 @@ struct Args {
   bool json = false;                   // status --json
   bool names = false;                  // stages --names
   bool cascade = false, force_clean = false, orphans = false;  // clean
+  std::string stage;                   // worker
+  int call = -1, shard = -1;           // worker
 };
 
 // The usage of one command ("run", "clean", ...), or of medpipe as a whole

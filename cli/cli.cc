@@ -22,6 +22,7 @@
 #include "graph/sources.h"
 #include "runner/planner.h"
 #include "runner/runner.h"
+#include "runner/worker.h"
 #include "serve/server.h"
 #include "stages/registry.h"
 #include "util/strings.h"
@@ -160,6 +161,25 @@ int Run(const Args& args, const std::atomic<bool>* cancel) {
     }
   }
   return s->exit_code;
+}
+
+// One array task of a cluster run. Its messages go to the task's log; the
+// exit code is what Slurm reports to the controller.
+int Worker(const Args& args, const std::atomic<bool>* cancel) {
+  std::optional<Loaded> l = Load(args);
+  if (!l) return kExitUsage;
+  WorkerOptions o;
+  o.stage = args.stage;
+  o.call = args.call;
+  o.shard = static_cast<size_t>(args.shard);
+  o.threads = args.run.threads;
+  o.cancel = cancel;
+  Status s = RunWorker(l->pipeline, l->stages, o);
+  if (!s.ok()) {
+    std::fprintf(stderr, "medpipe worker: %s\n", s.message().c_str());
+    return s.code() == Status::Code::kConfig ? kExitUsage : s.code() == Status::Code::kCancelled ? 130 : 1;
+  }
+  return kExitOk;
 }
 
 // `status --json`: what the table shows, for scripts and dashboards.
@@ -428,6 +448,7 @@ int RunCli(int argc, char** argv, const std::atomic<bool>* cancel) {
   if (cmd == "init") return Init(args);
   if (args.positional.empty()) return Usage(cmd + ": which pipeline file?", cmd);
   if (cmd == "run") return Run(args, cancel);
+  if (cmd == "worker") return Worker(args, cancel);
   if (cmd == "status") return Status_(args);
   if (cmd == "clean") return Clean(args);
   return LoadAndShow(args);

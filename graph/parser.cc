@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <set>
 
+#include "graph/executor.h"
 #include "graph/expand.h"
 #include "graph/pipeline.h"
 #include "util/fs.h"
@@ -16,7 +17,7 @@ Status OrderStages(Pipeline* pipeline, std::vector<std::string>* errors);
 
 namespace {
 
-const std::vector<std::string> kTopKeys = {"name", "workdir", "seed", "strict", "stages"};
+const std::vector<std::string> kTopKeys = {"name", "workdir", "seed", "strict", "executor", "stages"};
 const std::vector<std::string> kStageKeys = {"id", "kind", "params", "inputs", "description"};
 
 class Parser {
@@ -66,6 +67,7 @@ class Parser {
       if (!strict.IsScalar() || !YAML::convert<bool>::decode(strict, b)) Error(strict, "strict: expected true or false");
       p.strict = b;
     }
+    ParseExecutor(root["executor"], &p);
     YAML::Node stages = root["stages"];
     if (!stages) {
       Error(root, "no 'stages' list");
@@ -175,43 +177,50 @@ class Parser {
       params = YAML::Node();
     }
     d.params = Params(d.id, LocOf(path_, params ? params : node));
-    if (d.spec) ParseParams(params, label, &d);
+    if (d.spec) {
+      ParseParamBlock(params, d.spec->params, label, fmt::format("for kind '{}'", d.kind), d.loc, &d.params);
+    }
     p->stages.push_back(std::move(d));
   }
 
-  void ParseParams(const YAML::Node& params, const std::string& label, StageDecl* d) {
+  // Checks and types the `params` mapping against `specs` into `out`:
+  // unknown keys (with the closest known one), missing required ones, wrong
+  // types, defaults applied. `owner` ends the unknown-key message ("for kind
+  // 'split'"); `fallback` locates a missing mapping.
+  void ParseParamBlock(const YAML::Node& params, const std::vector<ParamSpec>& specs, const std::string& label,
+                       const std::string& owner, const SourceLoc& fallback, Params* out) {
     std::vector<std::string> names;
-    for (const auto& s : d->spec->params) names.push_back(s.name);
+    for (const auto& s : specs) names.push_back(s.name);
     if (params && params.IsMap()) {
       CheckDuplicateKeys(params);
       for (const auto& kv : params) {
         std::string key = kv.first.Scalar();
         if (std::find(names.begin(), names.end(), key) != names.end()) continue;
         std::string hint = ClosestName(key, names);
-        Error(kv.first, fmt::format("{}: unknown param '{}' for kind '{}'{}", label, key, d->kind,
+        Error(kv.first, fmt::format("{}: unknown param '{}' {}{}", label, key, owner,
                                     hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
       }
     }
     const std::string base = fs::absolute(fs::path(path_)).parent_path().string();
-    for (const auto& spec : d->spec->params) {
+    for (const auto& spec : specs) {
       YAML::Node value = params && params.IsMap() ? params[spec.name] : YAML::Node();
       if (!value || value.IsNull()) {
         if (spec.required) {
-          SourceLoc at = params && params.IsMap() ? LocOf(path_, params) : d->loc;
+          SourceLoc at = params && params.IsMap() ? LocOf(path_, params) : fallback;
           errors_.push_back(fmt::format("{}: {}: missing required param '{}' ({})", at.ToString(), label, spec.name,
                                         spec.help));
           continue;
         }
         if (spec.default_yaml.empty()) {
-          d->params.Set(spec.name, std::monostate{}, SourceLoc{path_, 0, 0});
+          out->Set(spec.name, std::monostate{}, SourceLoc{path_, 0, 0});
           continue;
         }
         Result<ParamValue> v = ConvertParam(spec, YAML::Load(spec.default_yaml), base);
         if (!v.ok()) {
-          Error(params, fmt::format("kind '{}' has a bad default for '{}': {}", d->kind, spec.name, v.status().message()));
+          Error(params, fmt::format("{}: bad default for '{}': {}", label, spec.name, v.status().message()));
           continue;
         }
-        d->params.Set(spec.name, std::move(v).value(), SourceLoc{path_, 0, 0});
+        out->Set(spec.name, std::move(v).value(), SourceLoc{path_, 0, 0});
         continue;
       }
       Result<ParamValue> v = ConvertParam(spec, value, base);
@@ -220,8 +229,24 @@ class Parser {
                                  v.status().message()));
         continue;
       }
-      d->params.Set(spec.name, std::move(v).value(), LocOf(path_, value));
+      out->Set(spec.name, std::move(v).value(), LocOf(path_, value));
     }
+  }
+
+  void ParseExecutor(const YAML::Node& node, Pipeline* p) {
+    if (!node || node.IsNull()) return;
+    if (!node.IsMap()) {
+      Error(node, "'executor' must be a mapping such as {type: slurm, partition: cpu}");
+      return;
+    }
+    Params params("executor", LocOf(path_, node));
+    ParseParamBlock(node, ExecutorParamSpecs(), "executor", "of the executor", LocOf(path_, node), &params);
+    Result<ExecutorDecl> e = ExecutorFromParams(params);
+    if (!e.ok()) {
+      errors_.push_back(e.status().message());
+      return;
+    }
+    p->executor = std::move(e).value();
   }
 
   const std::string path_;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "graph/executor.h"
 #include "graph/params.h"
 #include "util/status.h"
 
@@ -24,6 +25,10 @@ struct KindSpec {
   std::vector<ParamSpec> params;
   int min_inputs = 0;
   int max_inputs = -1;  // -1: no limit
+  // Its per-item work is heavy enough for a cluster: with the Slurm executor
+  // its RunItems passes become job arrays. Whole-dataset kinds (merge,
+  // split, validate, ...) always run in the controller.
+  bool cluster_items = false;
 };
 
 class KindCatalog {
@@ -51,6 +56,7 @@ struct Pipeline {
   std::filesystem::path workdir;      // absolute
   uint64_t seed = 0;
   bool strict = false;                // any per-item problem fails its stage
+  ExecutorDecl executor;              // where per-item work runs; in no fingerprint
   std::vector<StageDecl> stages;      // in topological order, ties in file order
   // "split.params.seed=3" for each --set applied, in the order given.
   std::vector<std::string> overrides;      // in topological order, ties in file order

@@ -63,7 +63,11 @@ bool DecodeItemRecord(std::string_view line, ItemRecord* r) {
 }
 
 Result<std::unique_ptr<ItemJournal>> ItemJournal::Open(Disk* disk, const fs::path& stage_dir, bool repair) {
-  std::unique_ptr<ItemJournal> j(new ItemJournal(disk, PathFor(stage_dir)));
+  return OpenFile(disk, PathFor(stage_dir), repair);
+}
+
+Result<std::unique_ptr<ItemJournal>> ItemJournal::OpenFile(Disk* disk, const fs::path& file, bool repair) {
+  std::unique_ptr<ItemJournal> j(new ItemJournal(disk, file));
   Result<std::string> text = ReadFile(j->path_);
   if (!text.ok()) {
     if (text.status().code() == Status::Code::kNotFound) return j;
@@ -101,6 +105,30 @@ Status ItemJournal::Append(const ItemRecord& record) {
     MEDPIPE_ASSIGN_OR_RETURN(file_, disk_->OpenAppend(path_));
   }
   return file_->Append(line);
+}
+
+Status ItemJournal::AppendAll(const std::vector<const ItemRecord*>& records) {
+  // A few MB per write: one write(2) each, so a kill tears at most the last
+  // line, which Open drops.
+  constexpr size_t kChunk = 4 << 20;
+  std::string text;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!file_) {
+    MEDPIPE_ASSIGN_OR_RETURN(file_, disk_->OpenAppend(path_));
+  }
+  for (size_t i = 0; i < records.size(); ++i) {
+    text += EncodeItemRecord(*records[i]);
+    if (text.size() >= kChunk || i + 1 == records.size()) {
+      MEDPIPE_RETURN_IF_ERROR(file_->Append(text));
+      text.clear();
+    }
+  }
+  return Status::OK();
+}
+
+Status ItemJournal::Sync() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return file_ ? file_->Sync() : Status::OK();
 }
 
 Status ItemJournal::Compact(const std::vector<ItemRecord>& records) {

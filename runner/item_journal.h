@@ -36,6 +36,8 @@ class ItemJournal {
   // the process that will append may repair (status reads with repair off,
   // so it never rewrites a journal a running stage is appending to).
   static Result<std::unique_ptr<ItemJournal>> Open(Disk* disk, const fs::path& stage_dir, bool repair = true);
+  // The same for a journal file of another name (a Slurm task's part).
+  static Result<std::unique_ptr<ItemJournal>> OpenFile(Disk* disk, const fs::path& file, bool repair = true);
 
   // The latest record for `key`, or null. Thread-safe: the loaded records are
   // never modified after Open.
@@ -43,6 +45,12 @@ class ItemJournal {
 
   // Appends `record`. Thread-safe.
   Status Append(const ItemRecord& record);
+
+  // Appends `records` in a few large writes (merging a Slurm task's part).
+  Status AppendAll(const std::vector<const ItemRecord*>& records);
+
+  // Makes what was appended durable (before a task's done marker).
+  Status Sync();
 
   // Rewrites the journal to hold exactly `records`, atomically.
   Status Compact(const std::vector<ItemRecord>& records);

@@ -16,6 +16,7 @@
 #include "runner/item_journal.h"
 #include "runner/planner.h"
 #include "runner/progress.h"
+#include "runner/slurm_dispatch.h"
 #include "util/strings.h"
 
 namespace medpipe {
@@ -267,16 +268,26 @@ class Execution {
       return;
     }
 
-    board_->Log(fmt::format("run {} ({}): {}", d.id, d.kind, reason));
+    const bool on_cluster = o_.executor == "slurm" && d.spec && d.spec->cluster_items;
+    board_->Log(fmt::format("run {} ({}{}): {}", d.id, d.kind, on_cluster ? ", items on Slurm" : "", reason));
     auto t0 = std::chrono::steady_clock::now();
+    auto log = [this](const std::string& line) { board_->Log(line); };
     Status s = InvalidateCommit(dir);
     if (s.ok() && forced_[i]) s = disk_->Remove(ItemJournal::PathFor(dir));
+    // Plans of an earlier cluster attempt are taken over only by a cluster
+    // run of the same items; any other run first cancels their tasks.
+    if (s.ok() && (forced_[i] || !on_cluster)) s = ForgetSlurmPlans(dir, log);
     if (s.ok()) s = disk_->CreateDirs(MetaDir(dir));
     if (!s.ok()) return Fail(i, out, s.message());
 
     std::shared_ptr<Progress> progress = board_->Begin(d.id);
-    StageContext ctx(d.id, p_.seed, dir, artifacts, disk_, progress, o_.cancel,
-                     [this](const std::string& line) { board_->Log(line); });
+    StageContext ctx(d.id, p_.seed, dir, artifacts, disk_, progress, o_.cancel, log);
+    std::unique_ptr<ItemDispatcher> dispatcher;
+    if (on_cluster) {
+      dispatcher = MakeSlurmDispatcher(SlurmStage{d.id, dir, p_.workdir, fp, fs::absolute(p_.file), p_.overrides,
+                                                  p_.executor, disk_, log});
+      ctx.SetDispatcher(dispatcher.get());
+    }
     s = stages_[i]->Run(ctx);
     // The report is written for a failed stage too: its problems explain it.
     Status report = ctx.WriteReport();
@@ -331,6 +342,8 @@ class Execution {
     if (!s.ok()) return Fail(i, out, s.message());
     std::error_code ec;
     fs::remove(MetaDir(dir) / "failed.json", ec);
+    // The plans, parts and task logs of a cluster run are merged and done.
+    fs::remove_all(SlurmDir(dir), ec);
 
     out.state = State::kRan;
     out.reason = reason;
@@ -397,6 +410,10 @@ Result<RunSummary> RunPipeline(const Pipeline& p, const std::vector<std::unique_
   if (!o.dry_run) MEDPIPE_RETURN_IF_ERROR(lock.Acquire(p.workdir));
   RunOptions options = o;
   options.strict = o.strict || p.strict;
+  if (options.executor.empty()) options.executor = p.executor.type;
+  if (options.executor != "local" && options.executor != "slurm") {
+    return Status::Config("--executor: local or slurm, not '" + options.executor + "'");
+  }
   ProgressBoard board(o.live_progress && !o.dry_run,
                       o.dry_run ? std::string() : (p.workdir / kMetaDir / "run.log").string(),
                       o.dry_run ? std::chrono::milliseconds(0) : o.plain_progress_interval);

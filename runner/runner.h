@@ -27,6 +27,9 @@ struct RunOptions {
   std::chrono::milliseconds plain_progress_interval{0};
   // Any per-item problem fails its stage (also the pipeline's `strict: true`).
   bool strict = false;
+  // Where per-item work runs: "local" or "slurm" ("": the pipeline's
+  // `executor: type`). See runner/slurm_dispatch.h.
+  std::string executor{};
   Disk* disk = nullptr;            // DefaultDisk() when null
   const std::atomic<bool>* cancel = nullptr;  // set by Ctrl-C
 };

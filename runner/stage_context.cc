@@ -132,6 +132,7 @@ Status StageContext::Record(std::vector<FileRecord> files) {
 }
 
 Status StageContext::WriteOutput(const std::string& rel, std::string_view bytes) {
+  if (worker_) return Status::OK();  // stage-level outputs are the controller's
   ItemOutput out(disk_, dir_);
   MEDPIPE_RETURN_IF_ERROR(out.WriteFile(rel, bytes));
   return Record(std::move(out.files_));
@@ -139,82 +140,197 @@ Status StageContext::WriteOutput(const std::string& rel, std::string_view bytes)
 
 Status StageContext::WriteDataset(const Dataset& dataset) { return WriteOutput("dataset.json", SerializeCoco(dataset)); }
 
+std::string ItemKey(std::string_view pass, const ItemTask& task) {
+  return pass.empty() ? task.key : std::string(pass) + ":" + task.key;
+}
+
+std::string TasksDigest(std::string_view pass, const std::vector<ItemTask>& tasks) {
+  Hasher h;
+  h.Field(pass).Field(std::to_string(tasks.size()));
+  for (const auto& t : tasks) h.Field(t.key).Field(t.fingerprint);
+  return h.HexDigest();
+}
+
+std::vector<bool> StageContext::WillRun(const std::vector<ItemTask>& tasks, std::string_view pass) {
+  std::vector<bool> out(tasks.size(), false);
+  if (worker_) {
+    if (calls_ != worker_->call) return out;
+    for (size_t i : worker_->indexes) {
+      if (i < out.size()) out[i] = true;
+    }
+    return out;
+  }
+  if (!journal_) {
+    Result<std::unique_ptr<ItemJournal>> j = ItemJournal::Open(disk_, dir_);
+    if (!j.ok()) return std::vector<bool>(tasks.size(), true);  // RunItems will report it
+    journal_ = std::move(j).value();
+  }
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const ItemRecord* prev = journal_->Find(ItemKey(pass, tasks[i]));
+    out[i] = !(prev && Reusable(*prev, tasks[i]));
+  }
+  return out;
+}
+
+fs::path StageContext::TempDir() const {
+  if (worker_) return fs::path(worker_->part).replace_extension(".tmp");
+  return MetaDir(dir_) / "tmp";
+}
+
+void StageContext::SetWorkerShard(WorkerShard shard) { worker_ = std::make_unique<WorkerShard>(std::move(shard)); }
+
+bool StageContext::Reusable(const ItemRecord& prev, const ItemTask& task) const {
+  return prev.fingerprint == task.fingerprint && !prev.transient && CheckOutputs(dir_, prev.files).empty();
+}
+
 Result<std::vector<ItemResult>> StageContext::RunItems(const std::vector<ItemTask>& tasks, const ItemWork& work,
                                                        std::string_view pass) {
+  const int call = calls_++;
   if (!journal_) {
-    MEDPIPE_ASSIGN_OR_RETURN(journal_, ItemJournal::Open(disk_, dir_));
+    // A worker only reads the stage's journal: the controller owns it.
+    MEDPIPE_ASSIGN_OR_RETURN(journal_, ItemJournal::Open(disk_, dir_, /*repair=*/!worker_));
   }
   progress_->SetTotal(static_cast<int64_t>(tasks.size()));
-  std::vector<ItemResult> results(tasks.size());
   std::vector<ItemRecord> records(tasks.size());
+  std::vector<char> state(tasks.size(), kPending);
+
+  if (worker_) {
+    if (call == worker_->call) {
+      MEDPIPE_RETURN_IF_ERROR(RunShard(tasks, work, pass));
+      shard_finished_ = true;
+      return Status::Cancelled("shard finished");
+    }
+    // An earlier pass: the controller journaled every item of it, failures
+    // included, before it submitted this one; its outputs it checked then.
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      const ItemRecord* prev = journal_->Find(ItemKey(pass, tasks[i]));
+      if (!prev || prev->fingerprint != tasks[i].fingerprint) {
+        return Status::Corruption(fmt::format("item {} of an earlier pass is not in {}", tasks[i].key,
+                                              ItemJournal::PathFor(dir_).string()));
+      }
+      records[i] = *prev;
+      state[i] = kResumed;
+    }
+    return Finish(tasks, records, state);
+  }
+
+  // What an earlier attempt finished, with its outputs intact, is resumed.
+  tbb::parallel_for(size_t{0}, tasks.size(), [&](size_t i) {
+    const ItemRecord* prev = journal_->Find(ItemKey(pass, tasks[i]));
+    if (prev && Reusable(*prev, tasks[i])) {
+      records[i] = *prev;
+      state[i] = kResumed;
+      progress_->AdvanceResumed();
+    }
+  });
+  std::vector<size_t> pending;
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    if (state[i] == kPending) pending.push_back(i);
+  }
+  if (dispatcher_ && !pending.empty()) {
+    using Records = std::map<size_t, ItemRecord>;
+    MEDPIPE_ASSIGN_OR_RETURN(Records remote,
+                             dispatcher_->Dispatch(call, pass, tasks, pending, *journal_, *progress_, cancel_));
+    for (auto& [i, rec] : remote) {
+      records.at(i) = std::move(rec);
+      state[i] = kDone;
+    }
+    std::erase_if(pending, [&](size_t i) { return state[i] != kPending; });
+  }
+  MEDPIPE_RETURN_IF_ERROR(RunHere(pending, tasks, work, pass, *journal_, records, state));
+  return Finish(tasks, records, state);
+}
+
+Status StageContext::RunHere(const std::vector<size_t>& indexes, const std::vector<ItemTask>& tasks,
+                             const ItemWork& work, std::string_view pass, ItemJournal& journal,
+                             std::vector<ItemRecord>& records, std::vector<char>& state) {
   std::atomic<bool> stop{false};
   std::mutex fatal_mu;
   Status fatal;
-  std::atomic<int64_t> done{0}, resumed{0}, failed{0}, transient{0};
-
-  auto one = [&](size_t i) {
+  auto fail = [&](Status s) {
+    std::lock_guard<std::mutex> lock(fatal_mu);
+    if (fatal.ok()) fatal = std::move(s);
+    stop.store(true);
+  };
+  tbb::parallel_for(size_t{0}, indexes.size(), [&](size_t j) {
     if (stop.load() || cancelled()) {
       stop.store(true);
       return;
     }
+    const size_t i = indexes[j];
     const ItemTask& task = tasks[i];
+    if (int ms = DebugItemDelayMs(); ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    ItemOutput out(disk_, dir_);
+    Result<std::string> r = work(i, out);
+    if (!r.ok() && IsFatal(r.status())) return fail(r.status().WithContext("item " + task.key));
     ItemRecord& rec = records[i];
-    const std::string key = pass.empty() ? task.key : std::string(pass) + ":" + task.key;
-    const ItemRecord* prev = journal_->Find(key);
-    if (prev && prev->fingerprint == task.fingerprint && !prev->transient && CheckOutputs(dir_, prev->files).empty()) {
-      rec = *prev;
-      results[i] = ItemResult{rec.ok, rec.payload, rec.error, /*resumed=*/true};
-      resumed.fetch_add(1);
-      progress_->AdvanceResumed();
-    } else {
-      if (int ms = DebugItemDelayMs(); ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-      ItemOutput out(disk_, dir_);
-      Result<std::string> r = work(i, out);
-      if (!r.ok() && IsFatal(r.status())) {
-        std::lock_guard<std::mutex> lock(fatal_mu);
-        if (fatal.ok()) fatal = r.status().WithContext("item " + task.key);
-        stop.store(true);
-        return;
-      }
-      rec.key = key;
-      rec.fingerprint = task.fingerprint;
-      rec.ok = r.ok();
-      rec.payload = r.ok() ? r.value() : std::string();
-      rec.error = r.ok() ? std::string() : r.status().message();
-      rec.transient = !r.ok() && r.status().code() == Status::Code::kUnavailable;
-      rec.files = std::move(out.files_);
-      if (Status s = journal_->Append(rec); !s.ok()) {
-        std::lock_guard<std::mutex> lock(fatal_mu);
-        if (fatal.ok()) fatal = s;
-        stop.store(true);
-        return;
-      }
-      results[i] = ItemResult{rec.ok, rec.payload, rec.error, /*resumed=*/false};
-      done.fetch_add(1);
-    }
-    if (!rec.ok) {
-      failed.fetch_add(1);
-      if (rec.transient) transient.fetch_add(1);
-      Problem(task.key, rec.error, rec.transient ? "failed (will retry)" : "failed");
-    }
-    if (!results[i].resumed) progress_->Advance();
-  };
-  tbb::parallel_for(size_t{0}, tasks.size(), one);
-
+    rec.key = ItemKey(pass, task);
+    rec.fingerprint = task.fingerprint;
+    rec.ok = r.ok();
+    rec.payload = r.ok() ? r.value() : std::string();
+    rec.error = r.ok() ? std::string() : r.status().message();
+    rec.transient = !r.ok() && r.status().code() == Status::Code::kUnavailable;
+    rec.files = std::move(out.files_);
+    if (Status s = journal.Append(rec); !s.ok()) return fail(s);
+    state[i] = kDone;
+    progress_->Advance();
+  });
   if (!fatal.ok()) return fatal;
   if (stop.load() || cancelled()) return Status::Cancelled("interrupted");
+  return Status::OK();
+}
 
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    counts_.total += static_cast<int64_t>(tasks.size());
-    counts_.done += done.load();
-    counts_.resumed += resumed.load();
-    counts_.failed += failed.load();
-    counts_.transient += transient.load();
-    for (auto& rec : records) {
-      for (auto& f : rec.files) files_.push_back(f);
-      records_.push_back(std::move(rec));
+Status StageContext::RunShard(const std::vector<ItemTask>& tasks, const ItemWork& work, std::string_view pass) {
+  if (TasksDigest(pass, tasks) != worker_->tasks_digest) {
+    return Status::Failed(
+        "this pass's items differ from the ones the controller planned (the pipeline file, its inputs or "
+        "medpipe changed since it submitted the job)");
+  }
+  MEDPIPE_ASSIGN_OR_RETURN(std::unique_ptr<ItemJournal> part, ItemJournal::OpenFile(disk_, worker_->part));
+  std::vector<ItemRecord> records(tasks.size());
+  std::vector<char> state(tasks.size(), kPending);
+  std::vector<size_t> todo;
+  progress_->SetTotal(static_cast<int64_t>(worker_->indexes.size()));
+  for (size_t i : worker_->indexes) {
+    if (i >= tasks.size()) return Status::Corruption(fmt::format("the shard names item {} of {}", i, tasks.size()));
+    // A resubmitted task resumes from what its earlier attempt journaled.
+    const ItemRecord* prev = part->Find(ItemKey(pass, tasks[i]));
+    if (prev && Reusable(*prev, tasks[i])) {
+      progress_->AdvanceResumed();
+    } else {
+      todo.push_back(i);
     }
+  }
+  MEDPIPE_RETURN_IF_ERROR(RunHere(todo, tasks, work, pass, *part, records, state));
+  MEDPIPE_RETURN_IF_ERROR(part->Sync());
+  return disk_->WriteAtomic(worker_->marker,
+                            fmt::format("{} items, {} done by this attempt\n", worker_->indexes.size(), todo.size()),
+                            /*sync=*/true);
+}
+
+std::vector<ItemResult> StageContext::Finish(const std::vector<ItemTask>& tasks, std::vector<ItemRecord>& records,
+                                             const std::vector<char>& state) {
+  std::vector<ItemResult> results(tasks.size());
+  int64_t done = 0, resumed = 0, failed = 0, transient = 0;
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const ItemRecord& rec = records[i];
+    results[i] = ItemResult{rec.ok, rec.payload, rec.error, state[i] == kResumed};
+    (state[i] == kResumed ? resumed : done) += 1;
+    if (!rec.ok) {
+      ++failed;
+      if (rec.transient) ++transient;
+      Problem(tasks[i].key, rec.error, rec.transient ? "failed (will retry)" : "failed");
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  counts_.total += static_cast<int64_t>(tasks.size());
+  counts_.done += done;
+  counts_.resumed += resumed;
+  counts_.failed += failed;
+  counts_.transient += transient;
+  for (auto& rec : records) {
+    for (auto& f : rec.files) files_.push_back(f);
+    records_.push_back(std::move(rec));
   }
   return results;
 }

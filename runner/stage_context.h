@@ -66,6 +66,39 @@ struct ItemResult {
 // and counted, and the stage goes on.
 using ItemWork = std::function<Result<std::string>(size_t index, ItemOutput& out)>;
 
+// A per-item key as journaled: the task's key, prefixed by its pass.
+std::string ItemKey(std::string_view pass, const ItemTask& task);
+// A digest of a RunItems call's tasks (pass, keys and fingerprints): a Slurm
+// worker checks it recomputed the very items the controller planned.
+std::string TasksDigest(std::string_view pass, const std::vector<ItemTask>& tasks);
+
+// Runs a stage's pending items outside this process, for the controller of
+// a cluster run (runner/slurm_dispatch.h). The local default needs none.
+class ItemDispatcher {
+ public:
+  virtual ~ItemDispatcher() = default;
+  // Has the items `pending` (indexes into `tasks`) of the stage's RunItems
+  // call number `call` done elsewhere and returns their records by task
+  // index once each is done or has failed as an item, having appended them
+  // to `journal`. It may return records of more items than `pending` (a plan
+  // adopted from an interrupted run) and of fewer (the caller runs the rest
+  // here). Fails with what ends the stage (a task that failed every retry,
+  // cancel), after journaling what the other tasks finished.
+  virtual Result<std::map<size_t, ItemRecord>> Dispatch(int call, std::string_view pass,
+                                                        const std::vector<ItemTask>& tasks,
+                                                        const std::vector<size_t>& pending, ItemJournal& journal,
+                                                        Progress& progress, const std::atomic<bool>* cancel) = 0;
+};
+
+// What a Slurm worker runs: one shard of one RunItems call of the stage.
+struct WorkerShard {
+  int call = 0;                 // RunItems calls count from 0 in the order Stage::Run makes them
+  std::string tasks_digest;     // TasksDigest of that call's tasks, as the controller planned them
+  std::vector<size_t> indexes;  // the shard's task indexes
+  fs::path part;                // its journal part
+  fs::path marker;              // written once every item of the shard is journaled
+};
+
 struct InputArtifact {
   std::string id;
   fs::path dir;  // the input stage's folder; dataset file names are relative to it
@@ -97,8 +130,25 @@ class StageContext {
   // stage (I/O error, cancel); per-item failures are in the results.
   // A stage with several per-item passes names each `pass`: keys are
   // journaled per pass, so the passes never overwrite each other's records.
+  //
+  // With a dispatcher (a cluster run), the items not journaled are run by
+  // it instead. In a worker (SetWorkerShard), the calls before the shard's
+  // take every item from the journal the controller merged, and the shard's
+  // call runs just the shard's items into its journal part, writes its
+  // marker and returns kCancelled with shard_finished() set: the stage's
+  // code after it, and every stage-level write, belong to the controller.
   Result<std::vector<ItemResult>> RunItems(const std::vector<ItemTask>& tasks, const ItemWork& work,
                                            std::string_view pass = "");
+
+  // Which of `tasks` the next RunItems call will run in this process; the
+  // rest it resumes from the journal or leaves to other processes (a cluster
+  // run). For work prepared ahead of the items, like download's prefetching.
+  std::vector<bool> WillRun(const std::vector<ItemTask>& tasks, std::string_view pass = "");
+
+  // A folder for this process's temporary files, inside the stage's
+  // checkpoint folder: its own per worker of a cluster run, so workers never
+  // remove each other's. Not created; the caller owns its content.
+  fs::path TempDir() const;
 
   // A per-item problem: an input skipped, dropped, refused or failed. It is
   // listed in report.json, counted by `kind` in the commit record (what
@@ -109,6 +159,12 @@ class StageContext {
   void Problem(const std::string& item, const std::string& reason, const std::string& kind = "");
   // Adds to a named counter kept in report.json and the commit record.
   void Count(const std::string& counter, int64_t delta = 1);
+
+  // A cluster run's controller: pending items go to `dispatcher` (not owned).
+  void SetDispatcher(ItemDispatcher* dispatcher) { dispatcher_ = dispatcher; }
+  // A worker: runs one shard (see RunItems); stage-level writes are dropped.
+  void SetWorkerShard(WorkerShard shard);
+  bool shard_finished() const { return shard_finished_; }
 
   Progress& progress() { return *progress_; }
   // Writes `text` (one or more lines) to the run's log, prefixed with the
@@ -137,6 +193,20 @@ class StageContext {
  private:
   Status Record(std::vector<FileRecord> files);
 
+  enum ItemState : char { kPending, kResumed, kDone };
+  // An earlier attempt's record that stands for `task`: same fingerprint,
+  // not a transient failure, outputs as recorded.
+  bool Reusable(const ItemRecord& prev, const ItemTask& task) const;
+  // Runs `work` for tasks[indexes] here, appending each to `journal`.
+  Status RunHere(const std::vector<size_t>& indexes, const std::vector<ItemTask>& tasks, const ItemWork& work,
+                 std::string_view pass, ItemJournal& journal, std::vector<ItemRecord>& records,
+                 std::vector<char>& state);
+  // A worker's part of RunItems.
+  Status RunShard(const std::vector<ItemTask>& tasks, const ItemWork& work, std::string_view pass);
+  // Results, counts and problems of a finished call.
+  std::vector<ItemResult> Finish(const std::vector<ItemTask>& tasks, std::vector<ItemRecord>& records,
+                                 const std::vector<char>& state);
+
   const std::string id_;
   const uint64_t seed_;
   const fs::path dir_;
@@ -146,6 +216,10 @@ class StageContext {
   const std::atomic<bool>* cancel_;
   const LogSink log_;
   std::unique_ptr<ItemJournal> journal_;
+  int calls_ = 0;  // RunItems calls so far
+  ItemDispatcher* dispatcher_ = nullptr;
+  std::unique_ptr<WorkerShard> worker_;
+  bool shard_finished_ = false;
 
   mutable std::mutex mu_;
   std::vector<FileRecord> files_;

@@ -421,6 +421,7 @@ Result<std::unique_ptr<Stage>> MakeAugment(const StageDecl& d, uint64_t) {
 void RegisterAugment(Registry* registry) {
   KindSpec spec;
   spec.name = "augment";
+  spec.cluster_items = true;  // a cluster run sends its items to array tasks
   spec.version = 1;
   spec.help =
       "extra randomly transformed copies of the images of chosen splits (train), boxes and polygon segmentations "

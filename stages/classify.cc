@@ -432,6 +432,7 @@ Result<ClassifierOptions> ParseClassifyParams(const Params& p) {
 void RegisterClassify(Registry* registry) {
   KindSpec spec;
   spec.name = "classify";
+  spec.cluster_items = true;  // a cluster run sends its items to array tasks
   spec.version = 1;
   spec.help =
       "runs an image classification network (TorchScript via libtorch, or ONNX via OpenCV dnn) over a dataset "

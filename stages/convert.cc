@@ -255,6 +255,7 @@ Result<std::unique_ptr<Stage>> MakeConvert(const StageDecl& d, uint64_t) {
 void RegisterConvert(Registry* registry) {
   KindSpec spec;
   spec.name = "convert";
+  spec.cluster_items = true;  // a cluster run sends its items to array tasks
   spec.version = 1;
   spec.help = "DICOM files to PNG/JPEG images (DCMTK: every transfer syntax but JPEG 2000, windowing, "
               "multi-frame) and a dataset with the identifying metadata";

@@ -418,6 +418,7 @@ Result<std::unique_ptr<Stage>> MakeCtPrep(const StageDecl& d, uint64_t) {
 void RegisterCtPrep(Registry* registry) {
   KindSpec spec;
   spec.name = "ctprep";
+  spec.cluster_items = true;  // a cluster run sends its items to array tasks
   spec.version = 1;
   spec.help = "CT volumes (NIfTI, DICOM series) to training tensors: HU clip, resampling, crop/pad, window "
               "channels, CLAHE, .npy/.nii.gz/PNG; CT-RATE metadata and labels joined";

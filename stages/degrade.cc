@@ -238,6 +238,7 @@ Result<std::unique_ptr<Stage>> MakeDegrade(const StageDecl& d, uint64_t) {
 void RegisterDegrade(Registry* registry) {
   KindSpec spec;
   spec.name = "degrade";
+  spec.cluster_items = true;  // a cluster run sends its items to array tasks
   spec.version = 1;
   spec.help =
       "synthetic low-quality DICOM cines: noise, motion blur, contrast reduction or a combination, drawn per clip "

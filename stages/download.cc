@@ -39,7 +39,6 @@
 #include "net/fetcher.h"
 #include "net/prefetch.h"
 #include "net/source.h"
-#include "runner/item_journal.h"
 #include "stages/convert_params.h"
 #include "stages/registry.h"
 #include "util/csv.h"
@@ -151,24 +150,13 @@ class DownloadStage : public Stage {
     }
     MEDPIPE_ASSIGN_OR_RETURN(fo.dicomweb_auth, HttpAuthFrom(o_.auth, env));
     // Bodies of a killed run are partial or unclaimed: never counted, dropped.
-    fo.temp_dir = ctx.dir() / ".download-tmp";
+    fo.temp_dir = ctx.TempDir() / "download";
     std::error_code ec;
     fs::remove_all(fo.temp_dir, ec);
 
-    // Items the journal holds with intact outputs are resumed by RunItems
-    // without calling the work function: never fetch those ahead. The journal
-    // as it was before this run is what matters: items this run finishes are
-    // never asked for again in a later round.
     std::vector<ItemTask> tasks;
-    std::vector<bool> wanted;
-    {
-      MEDPIPE_ASSIGN_OR_RETURN(std::unique_ptr<ItemJournal> journal, ItemJournal::Open(ctx.disk(), ctx.dir()));
-      for (const auto& c : cands) {
-        tasks.push_back(ItemTask{c.key, Hasher().Field(c.url).Field(c.name).Field(o_.options_hash).HexDigest()});
-        const ItemRecord* prev = journal->Find(tasks.back().key);
-        wanted.push_back(!(prev && prev->fingerprint == tasks.back().fingerprint && !prev->transient &&
-                           CheckOutputs(ctx.dir(), prev->files).empty()));
-      }
+    for (const auto& c : cands) {
+      tasks.push_back(ItemTask{c.key, Hasher().Field(c.url).Field(c.name).Field(o_.options_hash).HexDigest()});
     }
     const size_t threads = static_cast<size_t>(std::max(1, tbb::this_task_arena::max_concurrency()));
     const size_t window = std::max<size_t>(8, 2 * static_cast<size_t>(fo.concurrency) / threads);
@@ -191,7 +179,9 @@ class DownloadStage : public Stage {
                            ? cands.size() - next
                            : std::min(cands.size() - next, static_cast<size_t>(o_.max_images - produced));
       std::vector<ItemTask> round_tasks(tasks.begin() + next, tasks.begin() + next + n);
-      std::vector<bool> round_wanted(wanted.begin() + next, wanted.begin() + next + n);
+      // Items resumed from the journal, or left to other processes of a
+      // cluster run, are never fetched ahead.
+      std::vector<bool> round_wanted = ctx.WillRun(round_tasks);
       std::vector<std::string> urls;
       for (size_t i = next; i < next + n; ++i) urls.push_back(cands[i].url);
       Result<std::vector<ItemResult>> round = [&]() -> Result<std::vector<ItemResult>> {
@@ -553,6 +543,7 @@ Result<std::unique_ptr<Stage>> MakeDownload(const StageDecl& d, uint64_t) {
 void RegisterDownload(Registry* registry) {
   KindSpec spec;
   spec.name = "download";
+  spec.cluster_items = true;  // a cluster run sends its items to array tasks
   spec.version = 1;
   spec.help = "fetch the DICOM objects a CSV lists (S3, http(s), DICOMweb WADO-RS, file) and convert them";
   spec.min_inputs = 0;

@@ -313,6 +313,42 @@ Result<std::unique_ptr<AppendFile>> FullDiskAfter::OpenAppend(const fs::path& pa
   return std::unique_ptr<AppendFile>(new BudgetedAppendFile(std::move(file), [this] { return Spend(); }));
 }
 
+Status ConfinedDisk::Check(const fs::path& path) const {
+  std::string rel = fs::absolute(path).lexically_normal().lexically_relative(root_).string();
+  if (rel == "." || IsContainedRelativePath(rel)) return Status::OK();
+  return Status::Invalid(path.string() + ": outside " + root_.string() + ", the only folder this process may write");
+}
+
+Status ConfinedDisk::WriteAtomic(const fs::path& path, std::string_view bytes, bool sync) {
+  MEDPIPE_RETURN_IF_ERROR(Check(path));
+  return Disk::WriteAtomic(path, bytes, sync);
+}
+
+Status ConfinedDisk::SymlinkAtomic(const fs::path& link, const fs::path& target) {
+  MEDPIPE_RETURN_IF_ERROR(Check(link));
+  return Disk::SymlinkAtomic(link, target);
+}
+
+Result<bool> ConfinedDisk::HardlinkAtomic(const fs::path& link, const fs::path& target) {
+  MEDPIPE_RETURN_IF_ERROR(Check(link));
+  return Disk::HardlinkAtomic(link, target);
+}
+
+Result<std::unique_ptr<AppendFile>> ConfinedDisk::OpenAppend(const fs::path& path) {
+  MEDPIPE_RETURN_IF_ERROR(Check(path));
+  return Disk::OpenAppend(path);
+}
+
+Status ConfinedDisk::Remove(const fs::path& path) {
+  MEDPIPE_RETURN_IF_ERROR(Check(path));
+  return Disk::Remove(path);
+}
+
+Status ConfinedDisk::CreateDirs(const fs::path& path) {
+  MEDPIPE_RETURN_IF_ERROR(Check(path));
+  return Disk::CreateDirs(path);
+}
+
 bool IsContainedRelativePath(std::string_view rel) {
   if (rel.empty() || rel.front() == '/' || rel.find('\0') != std::string_view::npos) return false;
   size_t start = 0;

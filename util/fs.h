@@ -100,6 +100,25 @@ class FullDiskAfter : public Disk {
   std::atomic<int> budget_;
 };
 
+// A Disk that refuses every write outside `root` (kInvalid naming the path):
+// what a Slurm worker gets, so a bug or a hostile file name cannot make one
+// task write beyond its stage's folder. Paths are compared lexically after
+// normalisation; `root` must be absolute.
+class ConfinedDisk : public Disk {
+ public:
+  explicit ConfinedDisk(fs::path root) : root_(fs::path(root).lexically_normal()) {}
+  Status WriteAtomic(const fs::path& path, std::string_view bytes, bool sync) override;
+  Status SymlinkAtomic(const fs::path& link, const fs::path& target) override;
+  Result<bool> HardlinkAtomic(const fs::path& link, const fs::path& target) override;
+  Result<std::unique_ptr<AppendFile>> OpenAppend(const fs::path& path) override;
+  Status Remove(const fs::path& path) override;
+  Status CreateDirs(const fs::path& path) override;
+
+ private:
+  Status Check(const fs::path& path) const;
+  const fs::path root_;
+};
+
 // True if `rel` is a relative path that stays inside its base directory:
 // no root, no "..", no empty name. Paths from input data pass through here.
 bool IsContainedRelativePath(std::string_view rel);

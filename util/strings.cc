@@ -103,4 +103,16 @@ std::string HumanBytes(uint64_t bytes) {
   return u == 0 ? std::to_string(bytes) + " B" : fmt::format("{:.1f} {}", v, kUnits[u]);
 }
 
+std::vector<std::string> Split(std::string_view text, char sep) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find(sep, start);
+    if (end == std::string_view::npos) end = text.size();
+    if (end > start) out.emplace_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
 }  // namespace medpipe

@@ -26,6 +26,10 @@ std::string HumanDuration(double seconds);
 
 std::string Join(const std::vector<std::string>& parts, std::string_view sep);
 
+// The fields of `text` between the `sep` characters, empty ones dropped
+// ("a,,b," gives a, b).
+std::vector<std::string> Split(std::string_view text, char sep);
+
 // fnmatch(3) glob match where '*' also crosses '/'.
 bool GlobMatch(std::string_view pattern, std::string_view text);
 
