@@ -342,8 +342,6 @@ class Execution {
     if (!s.ok()) return Fail(i, out, s.message());
     std::error_code ec;
     fs::remove(MetaDir(dir) / "failed.json", ec);
-    // The plans, parts and task logs of a cluster run are merged and done.
-    fs::remove_all(SlurmDir(dir), ec);
 
     out.state = State::kRan;
     out.reason = reason;

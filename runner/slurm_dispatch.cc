@@ -77,7 +77,7 @@ class SlurmDispatcher : public ItemDispatcher {
   void Log(const std::string& line) const {
     if (s_.log) s_.log(s_.id + ": slurm: " + line);
   }
-  Result<ShardPlan> Plan(int call, const std::string& digest, const std::vector<size_t>& pending, bool* adopted);
+  Result<ShardPlan> Plan(int call, const std::string& digest, const std::vector<size_t>& pending, bool* adopted) const;
   Status WriteScript(const fs::path& cdir, int call) const;
   Result<std::map<size_t, ItemRecord>> Merge(const fs::path& cdir, const ShardPlan& plan, std::string_view pass,
                                              const std::vector<ItemTask>& tasks, const std::vector<bool>& done,
@@ -87,11 +87,14 @@ class SlurmDispatcher : public ItemDispatcher {
 };
 
 Result<ShardPlan> SlurmDispatcher::Plan(int call, const std::string& digest, const std::vector<size_t>& pending,
-                                        bool* adopted) {
+                                        bool* adopted) const {
   const fs::path cdir = CallDir(s_.dir, call);
+  Hasher h;
+  for (size_t i : pending) h.Field(std::to_string(i));
+  const std::string pending_digest = h.HexDigest();
   *adopted = false;
   if (Result<ShardPlan> old = ReadShardPlan(cdir); old.ok()) {
-    if (old->digest == digest && old->fingerprint == s_.fingerprint) {
+    if (old->digest == digest && old->pending == pending_digest && old->fingerprint == s_.fingerprint) {
       *adopted = true;
       Log(fmt::format("pass {}: taking over the plan of an interrupted run ({} tasks, job name {})", call,
                       old->shards.size(), old->job_name));
@@ -105,6 +108,7 @@ Result<ShardPlan> SlurmDispatcher::Plan(int call, const std::string& digest, con
   plan.stage = s_.id;
   plan.fingerprint = s_.fingerprint;
   plan.digest = digest;
+  plan.pending = pending_digest;
   plan.job_name = fmt::format("medpipe.{}.{}.{}", s_.id, call, HashBytes(s_.workdir.string() + "\n" + digest).substr(0, 8));
   plan.shards = CutShards(pending, s_.executor.max_tasks, s_.executor.items_per_task);
   MEDPIPE_RETURN_IF_ERROR(WriteScript(cdir, call));
@@ -324,6 +328,11 @@ Result<std::map<size_t, ItemRecord>> SlurmDispatcher::Merge(const fs::path& cdir
     }
   }
   MEDPIPE_RETURN_IF_ERROR(journal.AppendAll(merged));
+  MEDPIPE_RETURN_IF_ERROR(journal.Sync());
+  // Merged: the parts would only double the journal on disk.
+  for (size_t s = 0; s < plan.shards.size(); ++s) {
+    if (done[s]) MEDPIPE_RETURN_IF_ERROR(s_.disk->Remove(PartPath(cdir, s)));
+  }
   return out;
 }
 
@@ -336,8 +345,9 @@ fs::path MarkerPath(const fs::path& call_dir, size_t shard) { return call_dir / 
 fs::path TaskLogPath(const fs::path& call_dir, size_t shard) { return call_dir / fmt::format("task-{}.log", shard); }
 
 Status WriteShardPlan(Disk* disk, const fs::path& call_dir, const ShardPlan& plan) {
-  std::string text = fmt::format("{}\nstage {}\nfingerprint {}\ndigest {}\nname {}\nshards {}\n", kPlanHeader,
-                                 plan.stage, plan.fingerprint, plan.digest, plan.job_name, plan.shards.size());
+  std::string text =
+      fmt::format("{}\nstage {}\nfingerprint {}\ndigest {}\npending {}\nname {}\nshards {}\n", kPlanHeader, plan.stage,
+                  plan.fingerprint, plan.digest, plan.pending, plan.job_name, plan.shards.size());
   for (const auto& shard : plan.shards) {
     for (size_t j = 0; j < shard.size(); ++j) {
       if (j) text += ' ';
@@ -357,7 +367,7 @@ Result<ShardPlan> ReadShardPlan(const fs::path& call_dir) {
   size_t shards = 0;
   auto bad = [&](const std::string& what) { return Status::Corruption(path.string() + ": " + what); };
   if (!std::getline(in, line) || line != kPlanHeader) return bad("not a shard plan");
-  for (std::string* field : {&plan.stage, &plan.fingerprint, &plan.digest, &plan.job_name}) {
+  for (std::string* field : {&plan.stage, &plan.fingerprint, &plan.digest, &plan.pending, &plan.job_name}) {
     if (!std::getline(in, line) || line.find(' ') == std::string::npos) return bad("truncated header");
     *field = line.substr(line.find(' ') + 1);
   }

@@ -18,6 +18,8 @@
 //   job.sh     the batch script every task runs
 //   jobs.tsv   one line per submission: job id, task list, time
 //   part-I.jsonl, done-I, task-I.log   shard I's journal part, marker, log
+// The parts are removed once merged into the stage's journal; the plan, the
+// job records, markers and task logs stay until the stage's next attempt.
 //
 // Faults: a task that ends without its marker (failed, timed out, preempted,
 // cancelled, or a marker that never appeared within marker_grace) is
@@ -26,7 +28,8 @@
 // every other task finished. A controller killed and rerun finds its plan by
 // the tasks' digest and its jobs by name in squeue: it waits for the tasks
 // still queued or running, takes the finished ones by their markers and
-// submits only shards that have neither. Ctrl-C cancels the plan's tasks.
+// submits only shards that have neither. A plan is taken over only for the
+// same tasks and the same pending items. Ctrl-C cancels the plan's tasks.
 #pragma once
 
 #include <functional>
@@ -43,6 +46,7 @@ struct ShardPlan {
   std::string stage;
   std::string fingerprint;  // the stage's fingerprint when planned
   std::string digest;       // TasksDigest of the call's tasks
+  std::string pending;      // a digest of the pending indexes it was cut from
   std::string job_name;     // how squeue finds the plan's tasks
   std::vector<std::vector<size_t>> shards;  // task indexes per shard
 };

@@ -303,9 +303,9 @@ Status StageContext::RunShard(const std::vector<ItemTask>& tasks, const ItemWork
   }
   MEDPIPE_RETURN_IF_ERROR(RunHere(todo, tasks, work, pass, *part, records, state));
   MEDPIPE_RETURN_IF_ERROR(part->Sync());
-  return disk_->WriteAtomic(worker_->marker,
-                            fmt::format("{} items, {} done by this attempt\n", worker_->indexes.size(), todo.size()),
-                            /*sync=*/true);
+  Log(fmt::format("shard done: {} items, {} run by this attempt, {} resumed from its part", worker_->indexes.size(),
+                  todo.size(), worker_->indexes.size() - todo.size()));
+  return disk_->WriteAtomic(worker_->marker, fmt::format("{} items\n", worker_->indexes.size()), /*sync=*/true);
 }
 
 std::vector<ItemResult> StageContext::Finish(const std::vector<ItemTask>& tasks, std::vector<ItemRecord>& records,

@@ -64,11 +64,7 @@ Status RunWorker(const Pipeline& p, const std::vector<std::unique_ptr<Stage>>& s
   tbb::task_arena arena(threads);
   Status s;
   arena.execute([&] { s = stages[static_cast<size_t>(index)]->Run(ctx); });
-  if (ctx.shard_finished()) {
-    std::fprintf(stderr, "medpipe worker: shard %zu done (%lld items)\n", o.shard,
-                 static_cast<long long>(progress->done()));
-    return Status::OK();
-  }
+  if (ctx.shard_finished()) return Status::OK();
   if (s.ok()) {
     return Status::Failed(fmt::format("stage {} finished without reaching its RunItems pass {}: the stage's "
                                       "code took another path than in the controller",
