@@ -172,5 +172,20 @@ TEST(SlurmClusterTest, TwoClustersRunSideBySide) {
   EXPECT_EQ(partitions.out, a->partition() + "*\n");
 }
 
+TEST(SlurmClusterTest, StartFailureCarriesTheDaemonLogs) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root, as the cluster does";
+  TempDir tmp;
+  // munged cannot bind a unix socket whose path exceeds 108 bytes.
+  fs::path dir = tmp / std::string(120, 'x');
+  auto cluster = SlurmCluster::Start(dir, 2);
+  if (cluster.status().code() == Status::Code::kNotFound) GTEST_SKIP() << cluster.status().message();
+  ASSERT_FALSE(cluster.ok());
+  EXPECT_TRUE(Contains(cluster.status().message(), "munged")) << cluster.status().message();
+  // munged's own words, from its output.
+  EXPECT_TRUE(Contains(cluster.status().message(), "maximum length of 108 bytes for socket pathname"))
+      << cluster.status().message();
+  EXPECT_EQ(std::getenv("SLURM_CONF"), nullptr);
+}
+
 }  // namespace
 }  // namespace medpipe::testing

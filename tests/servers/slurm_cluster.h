@@ -6,9 +6,12 @@
 // with the configuration SlurmCluster writes):
 //
 // - `sbatch --parsable --array=0-3 ...` prints the array job id alone ("12").
-//   The first task started 0.5 s after sbatch returned; four 1-task jobs of
-//   `echo` on 2 CPUs left squeue empty 1.5 s after the submit
-//   (SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,bf_interval=1).
+//   Over 8 runs the first task started 0.03-0.85 s after sbatch was called,
+//   and a 4-task array of `echo` on 2 CPUs left squeue empty 0.2-2.1 s after
+//   it (the second pair of tasks often waits for the next scheduling pass,
+//   about 1 s), with
+//   SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,bf_interval=1.
+//   Start() returns (node idle) about 1 s after it is called.
 // - `squeue -h -r -j J -o '%i %T'` lists pending array tasks one per line
 //   ("12_0 PENDING", ..., "12_3 PENDING"); without -r they are one line,
 //   "12_[0-3] PENDING". Ended tasks are not listed unless `-t all` is given
