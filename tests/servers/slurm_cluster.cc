@@ -8,7 +8,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <deque>
@@ -108,6 +107,57 @@ std::vector<pid_t> PidsWithEnvEntry(const std::string& entry) {
   }
   ::closedir(proc);
   return out;
+}
+
+// The shell script of the watchdog. It blocks on its stdin, a pipe whose only
+// writer is the test process, so it wakes when that process exits without
+// Stop() (a crash, a ctest timeout's SIGKILL) and SIGKILLs every process whose
+// environment holds this cluster's SLURM_CONF: the daemons (slurmctld ignores
+// PR_SET_PDEATHSIG, which its credential changes clear), slurmstepd and the jobs.
+constexpr const char* kWatchdogScript = R"(conf="$1"
+read -r _ || true
+for round in 1 2 3; do
+  for e in /proc/[0-9]*/environ; do
+    if tr '\0' '\n' < "$e" 2>/dev/null | grep -qxF "SLURM_CONF=$conf"; then
+      p=${e#/proc/}; kill -9 "${p%/environ}" 2>/dev/null
+    fi
+  done
+  sleep 0.5
+done
+)";
+
+// Starts the watchdog with an environment of its own (without SLURM_CONF, so
+// it and its tr/grep are not among what it kills). Returns its pid and the
+// write end of its pipe (close-on-exec, so no other child holds it open).
+Status SpawnWatchdog(const fs::path& conf, const fs::path& out, pid_t* pid, int* write_fd) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return Status::IOError("pipe2 failed");
+  std::vector<std::string> argv = {"/bin/sh", "-c", kWatchdogScript, "slurm-watchdog", conf.string()};
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  char path_env[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+  char* envp[] = {path_env, nullptr};
+  pid_t child = ::fork();
+  if (child < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return Status::IOError("fork failed");
+  }
+  if (child == 0) {
+    ::dup2(fds[0], 0);  // dup2 clears close-on-exec on the copy
+    int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+    }
+    ::execve(args[0], args.data(), envp);
+    ::_exit(127);
+  }
+  ::close(fds[0]);
+  *pid = child;
+  *write_fd = fds[1];
+  return Status::OK();
 }
 
 }  // namespace
@@ -255,6 +305,7 @@ Result<std::unique_ptr<SlurmCluster>> SlurmCluster::Start(const fs::path& dir, i
 }
 
 Status SlurmCluster::StartDaemons() {
+  MEDPIPE_RETURN_IF_ERROR(SpawnWatchdog(conf_, dir_ / "log" / "watchdog.out", &watchdog_pid_, &watchdog_fd_));
   const std::string d = dir_.string();
   const fs::path socket = dir_ / "munge" / "munge.sock";
   // --force: munged otherwise refuses a socket whose parent folders are not
@@ -307,24 +358,29 @@ std::string SlurmCluster::LogTails() const {
 SlurmCluster::~SlurmCluster() { Stop(); }
 
 void SlurmCluster::Stop() {
-  if (daemons_.empty()) return;
+  if (daemons_.empty() && watchdog_pid_ <= 0) return;
   // Cancel what is left so slurmd's job steps end with their jobs.
   if (daemons_.size() == 3 && daemons_[1]->Alive() && daemons_[2]->Alive()) {
     Run({"scancel", "--user=root"});
     WaitQueueEmpty(15);
   }
-  std::vector<pid_t> own;
-  for (auto it = daemons_.rbegin(); it != daemons_.rend(); ++it) {
-    if ((*it)->name != "munged") (*it)->Stop();
-    own.push_back((*it)->pid);
-  }
+  // slurmd, then slurmctld; munged (daemons_[0]) last, as they need it.
+  for (size_t i = daemons_.size(); i-- > 1;) daemons_[i]->Stop();
   // slurmstepd and job processes that outlived a cancel: they carry this
   // cluster's SLURM_CONF in their environment (slurmd passes its own to
-  // slurmstepd, sbatch passes the submitter's to the job).
+  // slurmstepd, sbatch passes the submitter's to the job). munged has it too.
   for (pid_t pid : PidsWithEnvEntry("SLURM_CONF=" + conf_.string())) {
-    if (std::find(own.begin(), own.end(), pid) == own.end()) ::kill(pid, SIGKILL);
+    if (pid != daemons_[0]->pid) ::kill(pid, SIGKILL);
   }
-  daemons_.clear();  // stops munged last
+  daemons_.clear();
+  // Everything is stopped: the watchdog has nothing left to do.
+  if (watchdog_pid_ > 0) {
+    ::kill(watchdog_pid_, SIGKILL);
+    ::waitpid(watchdog_pid_, nullptr, 0);
+    watchdog_pid_ = -1;
+  }
+  if (watchdog_fd_ >= 0) ::close(watchdog_fd_);
+  watchdog_fd_ = -1;
   const char* current = std::getenv("SLURM_CONF");
   if (current && conf_ == current) ::unsetenv("SLURM_CONF");
 }

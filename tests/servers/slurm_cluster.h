@@ -46,16 +46,25 @@
 // AuthInfo=socket=..., through it) and Stop() removes it again. Jobs inherit
 // the submitter's environment (sbatch's default --export=ALL).
 //
-// Isolation: munged, slurmctld and slurmd are children of this process (run in
-// the foreground, with PR_SET_PDEATHSIG, so they die with a crashed test too),
-// with their own ports (FreeLoopbackPort), a munge key made for this cluster
-// alone, and state, spool, logs and pid files in `dir`; a system munged or
-// Slurm is neither needed nor touched. Two clusters (two test processes under
-// ctest -j) can run at the same time; both register the machine's host name as
-// their node, which Slurm does not mind across separate controllers. Note that
-// slurmctld and slurmd listen on all interfaces (Slurm 22.05 has no bind
-// address); nobody without this cluster's private munge key can talk to them.
+// Isolation: munged, slurmctld and slurmd are children of this process, run in
+// the foreground so their pids are known and they are reaped here. They have
+// their own ports (FreeLoopbackPort), a munge key made for this cluster alone,
+// and state, spool, logs and pid files in `dir`; a system munged or Slurm is
+// neither needed nor touched. Two clusters (two test processes under ctest -j,
+// or two in one test) run at the same time without trouble (tested); both
+// register the machine's host name as their node, which separate controllers
+// do not mind. slurmctld and slurmd listen on all interfaces (Slurm 22.05 has
+// no bind address); nobody without this cluster's munge key can talk to them.
+//
+// A test process that dies without Stop() (a crash, ctest's timeout) leaves
+// nothing running either: a small watchdog shell, blocked on a pipe only this
+// process writes, wakes when the pipe closes and SIGKILLs every process whose
+// environment holds this cluster's SLURM_CONF (the daemons, slurmstepd, the
+// jobs). PR_SET_PDEATHSIG alone would not do: slurmctld's credential changes
+// clear it, and slurmstepd and jobs are not our descendants by then.
 #pragma once
+
+#include <sys/types.h>
 
 #include <memory>
 #include <string>
@@ -83,10 +92,12 @@ class SlurmCluster {
   SlurmCluster(const SlurmCluster&) = delete;
   SlurmCluster& operator=(const SlurmCluster&) = delete;
 
-  // Cancels every job, stops slurmd, slurmctld and munged by their pids (TERM,
-  // then KILL after 10 s), kills any job process or slurmstepd of this
-  // cluster still alive, and unsets SLURM_CONF if it names this cluster.
-  // Idempotent.
+  // Cancels every job (waiting up to 15 s for the queue to empty), stops
+  // slurmd, slurmctld and munged by their pids (TERM, then KILL after 10 s),
+  // SIGKILLs any other process whose environment holds this cluster's
+  // SLURM_CONF (a slurmstepd or job process that outlived the cancel, or a
+  // client such as a `medpipe run` the test left running), and unsets
+  // SLURM_CONF if it names this cluster. Idempotent.
   void Stop();
 
   const fs::path& conf() const { return conf_; }
@@ -116,6 +127,8 @@ class SlurmCluster {
   std::string node_;
   int cpus_ = 0;
   std::vector<std::unique_ptr<Daemon>> daemons_;  // munged, slurmctld, slurmd: stopped in reverse order
+  pid_t watchdog_pid_ = -1;  // cleans up after a test process that died without Stop()
+  int watchdog_fd_ = -1;     // the write end of its pipe; closes when this process exits
 };
 
 }  // namespace medpipe::testing
