@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -112,8 +111,8 @@ std::vector<pid_t> PidsWithEnvEntry(const std::string& entry) {
 // The shell script of the watchdog. It blocks on its stdin, a pipe whose only
 // writer is the test process, so it wakes when that process exits without
 // Stop() (a crash, a ctest timeout's SIGKILL) and SIGKILLs every process whose
-// environment holds this cluster's SLURM_CONF: the daemons (slurmctld ignores
-// PR_SET_PDEATHSIG, which its credential changes clear), slurmstepd and the jobs.
+// environment holds this cluster's SLURM_CONF: the daemons, slurmstepd and the
+// jobs. Three rounds, for a slurmd that was starting a step as the first ran.
 constexpr const char* kWatchdogScript = R"(conf="$1"
 read -r _ || true
 for round in 1 2 3; do
@@ -163,8 +162,9 @@ Status SpawnWatchdog(const fs::path& conf, const fs::path& out, pid_t* pid, int*
 }  // namespace
 
 // One daemon run in the foreground as a child of this process, so its pid is
-// known without pid files and it is reaped here. PR_SET_PDEATHSIG makes it
-// die with the thread that started it, even when the test crashes.
+// known without pid files and it is reaped here. If this process dies first,
+// the watchdog stops it (PR_SET_PDEATHSIG would not: it fires when the
+// starting thread ends, and slurmctld drops it when it changes credentials).
 struct SlurmCluster::Daemon {
   std::string name;
   fs::path out;  // its stdout and stderr
@@ -178,19 +178,16 @@ struct SlurmCluster::Daemon {
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
-    pid_t parent = ::getpid();
     pid_t pid = ::fork();
     if (pid < 0) return Status::IOError("fork failed");
     if (pid == 0) {
       // Only async-signal-safe calls between fork and exec.
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (::getppid() != parent) ::_exit(127);
       int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
       if (fd >= 0) {
         ::dup2(fd, 1);
         ::dup2(fd, 2);
       }
-      int devnull = ::open("/dev/null", O_RDONLY);
+      int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
       if (devnull >= 0) ::dup2(devnull, 0);
       ::execv(args[0], args.data());
       ::_exit(127);

@@ -60,8 +60,9 @@
 // nothing running either: a small watchdog shell, blocked on a pipe only this
 // process writes, wakes when the pipe closes and SIGKILLs every process whose
 // environment holds this cluster's SLURM_CONF (the daemons, slurmstepd, the
-// jobs). PR_SET_PDEATHSIG alone would not do: slurmctld's credential changes
-// clear it, and slurmstepd and jobs are not our descendants by then.
+// jobs). PR_SET_PDEATHSIG would not do: it fires when the starting thread
+// ends, slurmctld's credential changes clear it, and slurmstepd and the jobs
+// are not our descendants.
 #pragma once
 
 #include <sys/types.h>
@@ -85,8 +86,6 @@ class SlurmCluster {
   // Returns kNotFound, with a message saying what is missing, when
   // slurm-wlm/munge are not installed or this process is not root (tests then
   // GTEST_SKIP with that message); other errors carry the daemons' log tails.
-  // REQUIRES: called from the thread that will outlive the cluster (the
-  // daemons get SIGTERM when the thread that started them exits).
   static Result<std::unique_ptr<SlurmCluster>> Start(const fs::path& dir, int cpus = 2);
   ~SlurmCluster();
   SlurmCluster(const SlurmCluster&) = delete;
