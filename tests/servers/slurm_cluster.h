@@ -6,12 +6,16 @@
 // with the configuration SlurmCluster writes):
 //
 // - `sbatch --parsable --array=0-3 ...` prints the array job id alone ("12").
-//   Over 8 runs the first task started 0.03-0.85 s after sbatch was called,
-//   and a 4-task array of `echo` on 2 CPUs left squeue empty 0.2-2.1 s after
-//   it (the second pair of tasks often waits for the next scheduling pass,
-//   about 1 s), with
+//   Over 8 runs the first task started 0.03-0.85 s after sbatch was called
+//   (0.85-1.1 s in the ASan build), and a 4-task array of `echo` on 2 CPUs
+//   left squeue empty 0.2-2.2 s after it (the second pair of tasks often
+//   waits about 1 s for the next scheduling pass), with
 //   SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,bf_interval=1.
 //   Start() returns (node idle) about 1 s after it is called.
+// - Other settings a test may meet: MinJobAge=300 (the default, written out),
+//   KillWait=5 (a cancelled task gets SIGKILL 5 s after SIGTERM), RealMemory =
+//   this machine's memory (so `--mem` up to it is accepted; memory is not a
+//   consumable resource, CR_Core), MpiDefault=none, no accounting.
 // - `squeue -h -r -j J -o '%i %T'` lists pending array tasks one per line
 //   ("12_0 PENDING", ..., "12_3 PENDING"); without -r they are one line,
 //   "12_[0-3] PENDING". Ended tasks are not listed unless `-t all` is given
@@ -80,8 +84,9 @@ namespace medpipe::testing {
 class SlurmCluster {
  public:
   // Writes <dir>/slurm.conf, starts munged, slurmctld and slurmd and returns
-  // once sinfo shows the node idle. `dir` must exist and have a short path
-  // (unix socket paths below it must stay under 108 bytes). The node has
+  // once sinfo shows the node idle. `dir` (created if missing) must have a
+  // short path: unix socket paths below it must stay under 108 bytes, which a
+  // TempDir is. The folder must outlive the cluster (declare it first). The node has
   // `cpus` CPUs whatever the hardware has (SlurmdParameters=config_overrides).
   // Returns kNotFound, with a message saying what is missing, when
   // slurm-wlm/munge are not installed or this process is not root (tests then
