@@ -15,6 +15,7 @@ packages=(
   libnifti2-dev python3-nibabel python3-scipy python3-sklearn
   libtorch-dev libopenblas0-pthread python3-torch python3-onnx
   chromium chromium-driver python3-selenium
+  slurm-wlm slurm-client munge
 )
 
 missing=()
