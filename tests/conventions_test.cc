@@ -6,6 +6,7 @@
 #include <rapidjson/document.h>
 
 #include <set>
+#include <sstream>
 
 #include "cli/starter_cxr.h"
 #include "cli/templates.h"
@@ -193,6 +194,31 @@ TEST_F(ConventionsCliTest, EveryInitTemplateValidatesAsWritten) {
     EXPECT_EQ(Medpipe({"init", "--template", name, dir.string()}).exit_code, 1) << "never overwrites";
   }
   EXPECT_EQ(Medpipe({"init", "--template", "nope", (dir_ / "x").string()}).exit_code, 2);
+}
+
+// Every template is offered where users look for them: `init --help` and the
+// bash and zsh completions (their lists are written by hand).
+TEST(InitTemplatesTest, HelpAndCompletionsNameEveryTemplate) {
+  const std::string help = Medpipe({"init", "--help"}).out;
+  const fs::path completion = fs::path(MEDPIPE_SOURCE_DIR) / "scripts/completion";
+  auto line_with = [](const fs::path& file, const std::string& part) {
+    std::istringstream in(testing::ReadText(file));
+    for (std::string line; std::getline(in, line);) {
+      if (Contains(line, part)) return line;
+    }
+    return std::string();
+  };
+  const std::string bash = line_with(completion / "medpipe.bash", "--template)");
+  const std::string zsh = line_with(completion / "_medpipe", "--template[");
+  ASSERT_FALSE(bash.empty() || zsh.empty());
+  for (const std::string& name : TemplateNames()) {
+    EXPECT_TRUE(Contains(help, name)) << name << " in: " << help;
+    EXPECT_TRUE(Contains(bash, " " + name + " ") || Contains(bash, "\"" + name + " ") ||
+                Contains(bash, " " + name + "\""))
+        << name << " in: " << bash;
+    EXPECT_TRUE(Contains(zsh, "(" + name + " ") || Contains(zsh, " " + name + " ") || Contains(zsh, " " + name + ")"))
+        << name << " in: " << zsh;
+  }
 }
 
 // The cxr template needs a model file to validate and images to run on: init
