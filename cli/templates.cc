@@ -90,9 +90,10 @@ stages:
 # `medpipe init`, is a small network with RANDOM weights (seeded): its
 # probabilities and risk levels depend on the image but MEAN NOTHING. It is
 # only there so this file runs at once. Point `model:` at your own
-# TorchScript (.pt) or ONNX (.onnx) export; medpipe's README ("chest X-ray
-# triage") shows how to export torchxrayvision's trained model (xrv_all.pt:
-# give it `output: probabilities`).
+# TorchScript (.pt) or ONNX (.onnx) export. medpipe's README (its chest X-ray
+# triage paragraph) shows how to export torchxrayvision's trained model:
+# `python3 scripts/make_reference_model.py OUT --xrv` writes xrv_all.pt
+# (give it `output: probabilities`).
 #
 # data/images/ holds four synthetic starter radiographs: replace them with
 # your own images (subfolders are read too).

@@ -26,8 +26,9 @@ inline constexpr int kStarterModelOutputs = 18;
 // The starter network as a TorchScript archive (what torch.jit.save writes;
 // LoadModel reads it from a ".pt" file). The weights are drawn from a
 // generator seeded with `seed`: the same seed gives the same weights, so the
-// same scores, and the same bytes from the same libtorch. kFailed with
-// libtorch's message if it cannot build or save the module.
+// same scores, and the same bytes from the same libtorch on the same kind of
+// CPU (its vectorised normal sampler may round differently elsewhere).
+// kFailed with libtorch's message if it cannot build or save the module.
 Result<std::string> StarterModelBytes(uint64_t seed);
 
 }  // namespace medpipe
