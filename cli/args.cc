@@ -79,7 +79,8 @@ const std::map<std::string, CommandSpec>& Commands() {
       {"init",
        {"init [--template NAME] DIR",
         "write a commented pipeline file to start from into DIR/pipeline.yaml\n"
-        "  --template NAME  minimal (default), hemorrhage, ctprep or echo\n",
+        "  --template NAME  minimal (default), hemorrhage, cxr, ctprep or echo; cxr also writes\n"
+        "                   starter radiographs and an UNTRAINED starter model (random weights)\n",
         {"--template", "--help", "-h"},
         {"--template"}}},
       {"serve",

@@ -388,8 +388,13 @@ int Init(const Args& args) {
     std::fprintf(stderr, "medpipe: init: %s exists; not overwritten\n", file.c_str());
     return 1;
   }
+  Result<std::vector<std::pair<std::string, std::string>>> starters = StarterFiles(args.template_name);
+  if (!starters.ok()) {
+    std::fprintf(stderr, "medpipe: init: %s\n", starters.status().message().c_str());
+    return 1;
+  }
   Status s = DefaultDisk()->CreateDirs(dir / "data");
-  for (const auto& [rel, content] : StarterFiles(args.template_name)) {
+  for (const auto& [rel, content] : *starters) {
     if (!s.ok()) break;
     if (rel.back() == '/') {
       s = DefaultDisk()->CreateDirs(dir / rel);

@@ -2,6 +2,8 @@
 
 #include <map>
 
+#include "cli/starter_cxr.h"
+
 namespace medpipe {
 
 namespace {
@@ -77,6 +79,59 @@ stages:
     inputs: [prep]
     params:
       folds: 5
+)"},
+      {"cxr", R"(# Chest X-ray triage (configs/cxr_triage.yaml in medpipe's source is the full
+# example): a network scores each radiograph (PNG, JPEG or DICOM, MONOCHROME1
+# inverted) for 18 findings, and each image is linked into a High, Medium,
+# Low or no_finding folder by the level of its findings, with results.csv,
+# results.json and summary.json; then analysed and exported as a CSV.
+#
+# THE MODEL IS AN UNTRAINED STARTER. models/starter_cxr.pt, written by
+# `medpipe init`, is a small network with RANDOM weights (seeded): its
+# probabilities and risk levels depend on the image but MEAN NOTHING. It is
+# only there so this file runs at once. Point `model:` at your own
+# TorchScript (.pt) or ONNX (.onnx) export. medpipe's README (its chest X-ray
+# triage paragraph) shows how to export torchxrayvision's trained model:
+# `python3 scripts/make_reference_model.py OUT --xrv` writes xrv_all.pt
+# (give it `output: probabilities`).
+#
+# data/images/ holds four synthetic starter radiographs: replace them with
+# your own images (subfolders are read too).
+#   medpipe validate pipeline.yaml     check this file
+#   medpipe run pipeline.yaml          run it; work/triage/results.csv
+name: cxr_triage
+workdir: ${MEDPIPE_WORKDIR:-work}
+stages:
+  - id: triage
+    kind: classify
+    params:
+      source: data/images
+      model: models/starter_cxr.pt
+      # Your network's outputs in order; the default is torchxrayvision's 18
+      # labels, which the starter network gives too (as logits).
+      # labels: [Atelectasis, Consolidation, ...]
+      output: logits
+      preset: xrv
+      batch: 8
+      # The level of the most probable label; a label counts from 0.5 on
+      # (Pneumothorax from 0.4); an image with none goes to no_finding.
+      # `rule: max_risk` takes the most severe level among all counting
+      # labels instead. `risk_map` overrides the default label -> level map
+      # (`medpipe stages classify` lists it).
+      rule: top1
+      threshold: 0.5
+      thresholds: {Pneumothorax: 0.4}
+      unmapped: Low
+
+  - id: analysis
+    kind: analyze
+    inputs: [triage]
+
+  - id: triage_csv
+    kind: export
+    inputs: [triage]
+    params:
+      formats: [csv]
 )"},
       {"echo", R"(# An echo-quality training set from an inference run's summary.json
 # (configs/echo_quality.yaml in medpipe's source is the full example):
@@ -230,22 +285,26 @@ std::vector<std::string> TemplateNames() {
   return out;
 }
 
-std::vector<std::pair<std::string, std::string>> StarterFiles(const std::string& name) {
+Result<std::vector<std::pair<std::string, std::string>>> StarterFiles(const std::string& name) {
   const std::string empty_coco = "{\"images\": [], \"annotations\": [], \"categories\": []}\n";
-  if (name == "minimal") return {{"data/images/", ""}, {"data/boxes.coco.json", empty_coco}};
+  using Files = std::vector<std::pair<std::string, std::string>>;
+  if (name == "minimal") return Files{{"data/images/", ""}, {"data/boxes.coco.json", empty_coco}};
   if (name == "ctprep") {
-    return {{"data/volumes/", ""},
-            {"data/metadata.csv", "VolumeName,RescaleSlope,RescaleIntercept,XYSpacing,ZSpacing\n"},
-            {"data/labels.csv", "VolumeName\n"}};
+    return Files{{"data/volumes/", ""},
+                 {"data/metadata.csv", "VolumeName,RescaleSlope,RescaleIntercept,XYSpacing,ZSpacing\n"},
+                 {"data/labels.csv", "VolumeName\n"}};
   }
-  if (name == "echo") return {{"data/summary.json", "[]\n"}, {"data/raw_data/", ""}};
+  // classify needs a model file to validate and images to run on: starter
+  // radiographs and an untrained starter network (the template says so).
+  if (name == "cxr") return StarterCxrFiles();
+  if (name == "echo") return Files{{"data/summary.json", "[]\n"}, {"data/raw_data/", ""}};
   if (name == "hemorrhage") {
-    return {{"data/feedback.csv", "url,label,sop_uid\n"},
-            {"data/previous/images/", ""},
-            {"data/previous/boxes.coco.json", empty_coco},
-            {"data/roboflow/", ""}};
+    return Files{{"data/feedback.csv", "url,label,sop_uid\n"},
+                 {"data/previous/images/", ""},
+                 {"data/previous/boxes.coco.json", empty_coco},
+                 {"data/roboflow/", ""}};
   }
-  return {};
+  return Files{};
 }
 
 std::string PipelineTemplate(const std::string& name) {

@@ -5,9 +5,16 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <set>
+#include <sstream>
+
+#include "cli/starter_cxr.h"
 #include "cli/templates.h"
 #include "graph/expand.h"
+#include "infer/model.h"
+#include "infer/starter_model.h"
 #include "tests/test_util.h"
+#include "util/csv.h"
 #include "util/strings.h"
 
 namespace medpipe {
@@ -187,6 +194,79 @@ TEST_F(ConventionsCliTest, EveryInitTemplateValidatesAsWritten) {
     EXPECT_EQ(Medpipe({"init", "--template", name, dir.string()}).exit_code, 1) << "never overwrites";
   }
   EXPECT_EQ(Medpipe({"init", "--template", "nope", (dir_ / "x").string()}).exit_code, 2);
+}
+
+// Every template is offered where users look for them: `init --help` and the
+// bash and zsh completions (their lists are written by hand).
+TEST(InitTemplatesTest, HelpAndCompletionsNameEveryTemplate) {
+  const std::string help = Medpipe({"init", "--help"}).out;
+  const fs::path completion = fs::path(MEDPIPE_SOURCE_DIR) / "scripts/completion";
+  auto line_with = [](const fs::path& file, const std::string& part) {
+    std::istringstream in(testing::ReadText(file));
+    for (std::string line; std::getline(in, line);) {
+      if (Contains(line, part)) return line;
+    }
+    return std::string();
+  };
+  const std::string bash = line_with(completion / "medpipe.bash", "--template)");
+  const std::string zsh = line_with(completion / "_medpipe", "--template[");
+  ASSERT_FALSE(bash.empty() || zsh.empty());
+  for (const std::string& name : TemplateNames()) {
+    EXPECT_TRUE(Contains(help, name)) << name << " in: " << help;
+    EXPECT_TRUE(Contains(bash, " " + name + " ") || Contains(bash, "\"" + name + " ") ||
+                Contains(bash, " " + name + "\""))
+        << name << " in: " << bash;
+    EXPECT_TRUE(Contains(zsh, "(" + name + " ") || Contains(zsh, " " + name + " ") || Contains(zsh, " " + name + ")"))
+        << name << " in: " << zsh;
+  }
+}
+
+// The cxr template needs a model file to validate and images to run on: init
+// writes starter radiographs and an untrained starter network, and the
+// pipeline runs as written, one results row per starter image.
+TEST_F(ConventionsCliTest, CxrTemplateRunsOnItsStarterImagesAndModel) {
+  const fs::path dir = dir_ / "cxr";
+  ProcessResult init = Medpipe({"init", "--template", "cxr", dir.string()});
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  const std::string yaml = testing::ReadText(dir / "pipeline.yaml");
+  EXPECT_TRUE(Contains(yaml, "UNTRAINED STARTER")) << "the template must say the model means nothing";
+  EXPECT_TRUE(Contains(yaml, "RANDOM weights")) << yaml;
+  ProcessResult v = Medpipe({"validate", (dir / "pipeline.yaml").string()});
+  ASSERT_EQ(v.exit_code, 0) << v.err;
+  ProcessResult run = Medpipe({"run", (dir / "pipeline.yaml").string()}, {"MEDPIPE_WORKDIR=" + (dir / "w").string()});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+
+  Result<CsvTable> csv = ReadCsv((dir / "w/triage/results.csv").string());
+  ASSERT_TRUE(csv.ok()) << csv.status().message();
+  EXPECT_TRUE(csv->errors.empty());
+  ASSERT_EQ(csv->rows.size(), static_cast<size_t>(kStarterCxrImageCount));
+  const int file = csv->Column("file"), level = csv->Column("risk_level");
+  const int first = csv->Column("Atelectasis"), last = csv->Column("Enlarged Cardiomediastinum");
+  ASSERT_TRUE(file >= 0 && level >= 0 && first >= 0 && last - first == kStarterModelOutputs - 1);
+  std::set<std::string> files, levels, probabilities;
+  for (const CsvRow& row : csv->rows) {
+    files.insert(row.fields[file]);
+    levels.insert(row.fields[level]);
+    for (int c = first; c <= last; ++c) {
+      const double p = std::stod(row.fields[c]);
+      EXPECT_GT(p, 0.01) << "not saturated";
+      EXPECT_LT(p, 0.99) << "not saturated";
+      probabilities.insert(row.fields[c]);
+    }
+  }
+  EXPECT_EQ(files.size(), static_cast<size_t>(kStarterCxrImageCount));
+  EXPECT_GT(probabilities.size(), csv->rows.size() * kStarterModelOutputs / 2) << "scores depend on label and image";
+  EXPECT_GT(levels.size(), 1u) << "the starter images fill more than one level folder";
+  for (const auto& l : levels) EXPECT_TRUE(fs::is_directory(dir / "w/triage" / l)) << l;
+
+  // The starter model is an ordinary TorchScript file to infer's loader.
+  Result<std::unique_ptr<Model>> model = LoadModel(dir / kStarterCxrModel, ModelOptions{});
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  std::vector<float> x(224 * 224, 0.f);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = (i % 224 < 100) ? 500.f : -500.f;
+  Result<std::vector<float>> y = (*model)->Forward(x.data(), 1, 1, 224, 224);
+  ASSERT_TRUE(y.ok()) << y.status().message();
+  EXPECT_EQ(y->size(), static_cast<size_t>(kStarterModelOutputs));
 }
 
 TEST_F(ConventionsCliTest, AMovedProjectKeepsItsStagesDone) {

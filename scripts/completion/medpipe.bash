@@ -27,7 +27,7 @@ _medpipe() {
       COMPREPLY=($(compgen -W "$ids seed= workdir= strict=" -- "$cur"))
       return ;;
     --format) COMPREPLY=($(compgen -W "dot mermaid" -- "$cur")); return ;;
-    --template) COMPREPLY=($(compgen -W "minimal hemorrhage ctprep echo" -- "$cur")); return ;;
+    --template) COMPREPLY=($(compgen -W "minimal hemorrhage cxr ctprep echo" -- "$cur")); return ;;
     -j | --threads) return ;;
   esac
   local flags=""
