@@ -223,6 +223,9 @@ TEST_F(SlurmExecutorTest, AKilledControllerRerunTakesItsJobsOverWithoutSubmittin
   pid_t pid = SpawnProcess({MedpipeBinary(), "run", (dir / "p.yaml").string()}, env);
   const fs::path call = CallDir(dir / "work" / "conv", 0);
   ASSERT_TRUE(WaitFor(60, [&] { return PartLines(call) >= 4; }));
+  ProcessResult status = RunMedpipe({"status", (dir / "p.yaml").string()});
+  std::string job = Split(ReadText(call / "jobs.tsv"), '\t').at(0);
+  EXPECT_TRUE(Contains(status.out, "Slurm jobs " + job)) << status.out;
   ::kill(pid, SIGKILL);
   WaitProcess(pid);
   ProcessResult r = RunMedpipe({"run", (dir / "p.yaml").string()}, env);
