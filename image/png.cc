@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -115,30 +116,26 @@ void FilterImage(const uint8_t* pixels, int width, int height, int channels, int
   }
 }
 
-// ISA-L's stream state is large (its history buffer and hash tables), so
-// each thread keeps one, with the level buffer level 2 requires.
-struct IsalState {
-  isal_zstream stream;
-  std::vector<uint8_t> level_buf = std::vector<uint8_t>(ISAL_DEF_LVL2_DEFAULT);
-};
-
 // Compresses `in` into `*out` (resized to the stream's length).
+//
+// Every call gets a fresh ISA-L state from calloc. A state reused by the
+// thread, even re-initialised and zeroed, made the same input compress to
+// other bytes in some runs (an augmented PNG of the v4 pipeline differed
+// between thread counts in the ASan build; the release build showed it
+// under load), and fresh state never did. calloc'd blocks of this size come
+// straight from mmap as zero pages, so only the pages ISA-L touches cost.
 Status DeflateFast(const std::vector<uint8_t>& in, std::vector<uint8_t>* out) {
-  thread_local std::unique_ptr<IsalState> state;
-  if (!state) state = std::make_unique<IsalState>();
-  // isal_deflate_init resets the stream's counters but neither its input
-  // window nor the level buffer's hash tables. Left over from the thread's
-  // previous file they change which matches are found, so the same pixels
-  // would compress to other bytes depending on what the thread wrote before
-  // (seen as a v4 run whose augment output differed from run to run).
-  // Zeroed, every file compresses as on a fresh state.
-  std::memset(static_cast<void*>(&state->stream), 0, sizeof(state->stream));
-  std::fill(state->level_buf.begin(), state->level_buf.end(), 0);
-  isal_zstream& s = state->stream;
+  struct Free {
+    void operator()(void* p) const { std::free(p); }
+  };
+  std::unique_ptr<isal_zstream, Free> stream(static_cast<isal_zstream*>(std::calloc(1, sizeof(isal_zstream))));
+  std::unique_ptr<uint8_t, Free> level_buf(static_cast<uint8_t*>(std::calloc(1, ISAL_DEF_LVL2_DEFAULT)));
+  if (!stream || !level_buf) return Status::IOError("ISA-L: out of memory");
+  isal_zstream& s = *stream;
   isal_deflate_init(&s);
   s.level = kFastLevel;
-  s.level_buf = state->level_buf.data();
-  s.level_buf_size = static_cast<uint32_t>(state->level_buf.size());
+  s.level_buf = level_buf.get();
+  s.level_buf_size = ISAL_DEF_LVL2_DEFAULT;
   s.gzip_flag = IGZIP_ZLIB;
   s.end_of_stream = 1;
   s.flush = NO_FLUSH;

@@ -265,28 +265,32 @@ TEST(PngWriter, BackEndsDifferInBytesAndAreReproducible) {
   EXPECT_LT(outs[1].size(), outs[2].size());
 }
 
-// Every back end keeps per-thread compressor state: a file's bytes must not
-// depend on what the same thread compressed before (the same config gives
-// the same bytes whatever the thread count and scheduling).
+// Every back end keeps per-thread buffers: a file's bytes must not depend
+// on what the same thread compressed before (the same config gives the same
+// bytes whatever the thread count). A reused ISA-L state once changed the
+// bytes of a few augmented images between thread counts (caught by the v4
+// comparisons, see DeflateFast); this checks the property over differing
+// histories.
 TEST(PngWriter, BytesDoNotDependOnWhatTheThreadEncodedBefore) {
-  std::vector<Image> images;
-  for (uint32_t seed = 0; seed < 40; ++seed) images.push_back(MakeImage(64, 64, 1, 8, seed));
-  images.push_back(MakeImage(512, 384, 3, 8, 99));
-  images.push_back(MakeImage(64, 64, 1, 8, 5));
+  Image head = MakeImage(64, 64, 1, 8, 1);
+  std::fill(head.bytes.end() - 64 * 8, head.bytes.end(), 0);  // black bottom rows, as a warp's border
+  std::vector<Image> before;
+  for (uint8_t value : {0, 255, 7}) before.push_back({64, 96, 1, 8, std::vector<uint8_t>(64 * 96, value)});
+  before.push_back(MakeImage(64, 96, 1, 8, 2));
   for (PngCompressor comp : kAll) {
     PngOptions o;
     o.compressor = comp;
-    o.filters = kPngFilterNone | kPngFilterSub | kPngFilterUp | kPngFilterAvg | kPngFilterPaeth;
     auto encode = [&](const Image& im) {
       return EncodePng(im.bytes.data(), im.width, im.height, im.channels, im.bit_depth, o).value();
     };
-    // Each image alone, first thing on a new thread; then all in a row on one.
-    std::vector<std::string> fresh(images.size()), in_a_row(images.size());
-    for (size_t i = 0; i < images.size(); ++i) std::thread([&] { fresh[i] = encode(images[i]); }).join();
-    std::thread([&] {
-      for (size_t i = 0; i < images.size(); ++i) in_a_row[i] = encode(images[i]);
-    }).join();
-    for (size_t i = 0; i < images.size(); ++i) EXPECT_EQ(fresh[i], in_a_row[i]) << PngCompressorName(comp) << " image " << i;
+    std::vector<std::string> after;
+    for (const Image& b : before) {
+      std::thread([&] {
+        encode(b);
+        after.push_back(encode(head));
+      }).join();
+    }
+    for (size_t i = 1; i < after.size(); ++i) EXPECT_EQ(after[0], after[i]) << PngCompressorName(comp) << " " << i;
   }
 }
 

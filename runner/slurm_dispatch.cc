@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -169,16 +170,23 @@ Result<std::map<size_t, ItemRecord>> SlurmDispatcher::Dispatch(int call, std::st
       }
     }
   }
+  // Progress: the lines appended to each part since the last poll (read
+  // from where the last poll stopped, so a poll costs what was appended).
   std::vector<uint64_t> part_bytes(n, 0);
   auto count_progress = [&] {
     for (size_t s = 0; s < n; ++s) {
       FileStat st = StatPath(PartPath(cdir, s));
       if (!st.exists || st.size <= part_bytes[s]) continue;
-      Result<std::string> text = ReadFile(PartPath(cdir, s));
-      if (!text.ok() || text->size() < part_bytes[s]) continue;
-      int64_t lines = std::count(text->begin() + static_cast<std::ptrdiff_t>(part_bytes[s]), text->end(), '\n');
-      progress.Advance(lines);
-      part_bytes[s] = text->size();
+      std::ifstream part(PartPath(cdir, s), std::ios::binary);
+      part.seekg(static_cast<std::streamoff>(part_bytes[s]));
+      std::string tail(st.size - part_bytes[s], '\0');
+      part.read(tail.data(), static_cast<std::streamsize>(tail.size()));
+      tail.resize(static_cast<size_t>(part.gcount()));
+      // Only whole lines count; a line being written is counted next time.
+      size_t last = tail.rfind('\n');
+      if (last == std::string::npos) continue;
+      progress.Advance(std::count(tail.begin(), tail.begin() + static_cast<std::ptrdiff_t>(last) + 1, '\n'));
+      part_bytes[s] += last + 1;
     }
   };
 
