@@ -4,9 +4,9 @@
 // Part 1, a real cluster: starts the one-node loopback Slurm cluster of the
 // test suite (tests/servers/slurm_cluster.h, 2 CPUs), writes N synthetic CT
 // slices with medpipe-ctgen and runs one `convert` stage over them as a
-// child `medpipe run`: locally (--threads 2), then with `executor: slurm` at
-// max_tasks 2, 4 and 8, then locally again, each from a clean workdir. Per
-// run: the wall time and the controller's own CPU time (user + sys from
+// child `medpipe run`: locally (--threads 2) and with `executor: slurm` at
+// max_tasks 2, 4 and 8, in `--repeats` rounds (3) of every mode, each run
+// from a clean workdir; the medians are printed. Per run: the wall time and the controller's own CPU time (user + sys from
 // wait4, which counts the controller and the Slurm clients it waits for,
 // squeue and sbatch, but not the array tasks: slurmstepd starts those). Every
 // Slurm output tree must equal the local one byte for byte (outside the
@@ -28,8 +28,8 @@
 // claims (a run failed, outputs differ, a merge lost an item).
 //
 //   bench_slurm [--medpipe PATH] [--ctgen PATH] [--items N] [--shards 2,4,8]
-//               [--merge-items N] [--merge-shards N] [--work DIR] [--keep]
-//               [--no-cluster]
+//               [--merge-items N] [--merge-shards N] [--repeats N] [--work DIR]
+//               [--keep] [--no-cluster]
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <spawn.h>
@@ -70,7 +70,7 @@ using testing::WriteText;
 struct Options {
   fs::path medpipe = MEDPIPE_BINARY, ctgen = MEDPIPE_CTGEN, work;
   bool keep = false, cluster = true;
-  int items = 2000, slices = 4, size = 64, threads = 2;
+  int items = 2000, slices = 4, size = 64, threads = 2, repeats = 3;
   std::vector<int> shards = {2, 4, 8};
   size_t merge_items = 300000;
   int merge_shards = 64;
@@ -153,6 +153,8 @@ Options ParseArgs(int argc, char** argv) {
       o.merge_items = std::strtoull(next().c_str(), nullptr, 10);
     } else if (a == "--merge-shards") {
       o.merge_shards = std::atoi(next().c_str());
+    } else if (a == "--repeats") {
+      o.repeats = std::atoi(next().c_str());
     } else if (a == "--work") {
       o.work = next();
     } else if (a == "--keep") {
@@ -162,10 +164,10 @@ Options ParseArgs(int argc, char** argv) {
     } else {
       Die("unknown argument " + a +
           "\nusage: bench_slurm [--medpipe PATH] [--ctgen PATH] [--items N] [--shards 2,4,8] [--merge-items N] "
-          "[--merge-shards N] [--work DIR] [--keep] [--no-cluster]");
+          "[--merge-shards N] [--repeats N] [--work DIR] [--keep] [--no-cluster]");
     }
   }
-  if (o.items < 1 || o.shards.empty() || o.merge_items < 1 || o.merge_shards < 1 || o.merge_shards > 1000) {
+  if (o.items < 1 || o.repeats < 1 || o.shards.empty() || o.merge_items < 1 || o.merge_shards < 1 || o.merge_shards > 1000) {
     Die("--items, --merge-items and --merge-shards (1 to 1000) must be positive and --shards not empty");
   }
   return o;
@@ -238,6 +240,18 @@ double MeanLineBytes(const fs::path& file) {
   return lines ? static_cast<double>(t.size()) / static_cast<double>(lines) : 0;
 }
 
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+// Every run of one mode, over the rounds.
+struct Mode {
+  int shards = 0;  // 0: local
+  std::vector<double> wall, cpu;
+  size_t submissions = 0;  // sbatch calls over every round
+};
+
 double ClusterPart(const Options& o, const fs::path& root) {
   const fs::path cluster_dir = MakeTemp("msb-");  // short: munge's and slurmd's sockets live below it
   auto t0 = Clock::now();
@@ -262,14 +276,43 @@ double ClusterPart(const Options& o, const fs::path& root) {
   for (const auto& f : files) (void)ReadText(f);  // a warm page cache for every run
   const double gen_s = Since(t0);
 
-  std::vector<Row> rows;
-  rows.push_back(RunOnce(o, root, dicoms, "local-1", 0, nullptr));
-  const std::map<std::string, std::string> reference = Snapshot(root / "local-1" / "work");
-  const double record_bytes = MeanLineBytes(ItemJournal::PathFor(root / "local-1" / "work" / "conv"));
-  for (int s : o.shards) rows.push_back(RunOnce(o, root, dicoms, fmt::format("slurm-{}", s), s, &reference));
-  rows.push_back(RunOnce(o, root, dicoms, "local-2", 0, &reference));
-  const double local = (rows.front().t.wall + rows.back().t.wall) / 2;
+  // The reference, and the page cache warmed by a first local run.
+  const Row first = RunOnce(o, root, dicoms, "local-ref", 0, nullptr);
+  const std::map<std::string, std::string> reference = Snapshot(root / "local-ref" / "work");
+  const double record_bytes = MeanLineBytes(ItemJournal::PathFor(root / "local-ref" / "work" / "conv"));
 
+  // The modes interleaved round by round, so a change in the machine's load
+  // spreads over all of them rather than landing on one.
+  std::vector<Mode> modes(1 + o.shards.size());
+  for (size_t m = 1; m < modes.size(); ++m) modes[m].shards = o.shards[m - 1];
+  for (int round = 0; round < o.repeats; ++round) {
+    for (Mode& m : modes) {
+      std::string name = m.shards ? fmt::format("slurm-{}", m.shards) : "local";
+      Row r = RunOnce(o, root, dicoms, name, m.shards, &reference);
+      m.wall.push_back(r.t.wall);
+      m.cpu.push_back(r.t.cpu);
+      m.submissions += r.submissions;
+    }
+  }
+  // What every task redoes before its items, at least: start, parse the
+  // pipeline, list and stat the stage's sources (a task lists them twice:
+  // for the stage's fingerprint and for its items).
+  std::vector<double> plan_walls, start_walls;
+  {
+    const fs::path dir = root / "plan-only";
+    fs::create_directories(dir);
+    WriteText(dir / "p.yaml", Pipeline(dicoms, 0));
+    for (int i = 0; i < 3; ++i) {
+      Timed t = RunTimed({o.medpipe.string(), "run", (dir / "p.yaml").string(), "-n"}, dir, "plan");
+      if (t.exit_code != 0) Die("medpipe run -n failed:\n" + t.err);
+      plan_walls.push_back(t.wall);
+      Timed v = RunTimed({o.medpipe.string(), "--version"}, dir, "version");
+      if (v.exit_code != 0) Die("medpipe --version failed:\n" + v.err);
+      start_walls.push_back(v.wall);
+    }
+  }
+
+  const double local = Median(modes[0].wall);
   std::printf("slurm benchmark, part 1: one convert stage over %zu synthetic CT slices (%dx%d, medpipe-ctgen), "
               "brain window to PNG\n", files.size(), o.size, o.size);
   std::printf("loopback Slurm cluster: 1 node, 2 CPUs; tasks: cpus_per_task 1 (medpipe worker --threads 1), "
@@ -277,24 +320,30 @@ double ClusterPart(const Options& o, const fs::path& root) {
   std::printf("this machine: %d cores shared with other builders, load average at the end %s: compare the rows, "
               "do not quote the absolute times\n", static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN)),
               ReadText("/proc/loadavg").substr(0, 14).c_str());
-  std::printf("%-6s %6s %8s %11s %17s %11s %8s  %s\n", "mode", "shards", "wall s", "overhead s", "controller CPU s",
-              "wall/local", "items/s", "output tree");
-  for (const Row& r : rows) {
-    std::string output = !r.shards ? (&r == &rows.front() ? fmt::format("the reference ({} files)", reference.size())
-                                                          : std::string("identical"))
-                                   : fmt::format("identical; {} sbatch call{}", r.submissions,
-                                                 r.submissions == 1 ? "" : "s");
-    std::string overhead = r.shards ? fmt::format("{:+.2f}", r.t.wall - local) : "-";
-    std::printf("%-6s %6s %8.2f %11s %17.2f %11.2f %8.0f  %s\n", r.mode.c_str(),
-                r.shards ? std::to_string(r.shards).c_str() : "-", r.t.wall, overhead.c_str(), r.t.cpu,
-                r.t.wall / local, static_cast<double>(files.size()) / r.t.wall, output.c_str());
+  std::printf("median of %d rounds (each mode once a round, each run from a clean workdir); every output tree "
+              "byte-identical to the local one (%zu files)\n", o.repeats, reference.size());
+  std::printf("%-6s %6s %8s %15s %11s %17s %11s %8s\n", "mode", "shards", "wall s", "(min-max)", "overhead s",
+              "controller CPU s", "wall/local", "items/s");
+  for (const Mode& m : modes) {
+    const double wall = Median(m.wall);
+    std::string range = fmt::format("({:.2f}-{:.2f})", *std::min_element(m.wall.begin(), m.wall.end()),
+                                    *std::max_element(m.wall.begin(), m.wall.end()));
+    std::string overhead = m.shards ? fmt::format("{:+.2f}", wall - local) : "-";
+    std::printf("%-6s %6s %8.2f %15s %11s %17.2f %11.2f %8.0f\n", m.shards ? "slurm" : "local",
+                m.shards ? std::to_string(m.shards).c_str() : "-", wall, range.c_str(), overhead.c_str(),
+                Median(m.cpu), wall / local, static_cast<double>(files.size()) / wall);
   }
-  std::printf("overhead = wall - %.2f s, the mean of the two local runs (%.2f s before, %.2f s after the Slurm "
-              "runs)\n", local, rows.front().t.wall, rows.back().t.wall);
+  size_t extra = 0;
+  for (const Mode& m : modes) extra += m.shards && m.submissions > static_cast<size_t>(o.repeats);
+  std::printf("overhead = wall - the local median; sbatch calls: one per Slurm run%s\n",
+              extra ? " except some (a task was resubmitted: see the runs' logs)" : " (no task resubmitted)");
   std::printf("controller CPU: user + sys of the `medpipe run` process and the Slurm clients it ran (sbatch, "
               "squeue, scontrol), not the array tasks'\n");
-  std::printf("setup: cluster start %.1f s, ctgen %.1f s; journal record of a convert item: %.0f bytes\n\n",
-              start_s, gen_s, record_bytes);
+  std::printf("a task's fixed cost is at least `medpipe run -n` (start, parse, list + stat the %zu sources): "
+              "%.2f s, of which the process start (`medpipe --version`) %.2f s (medians of 3)\n",
+              files.size(), Median(plan_walls), Median(start_walls));
+  std::printf("setup: cluster start %.1f s, ctgen %.1f s, first local run %.2f s (not counted); journal record of "
+              "a convert item: %.0f bytes\n\n", start_s, gen_s, first.t.wall, record_bytes);
 
   (*cluster)->Stop();
   std::error_code ec;
