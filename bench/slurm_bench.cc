@@ -133,6 +133,17 @@ std::vector<int> ParseList(const std::string& s) {
   return out;
 }
 
+constexpr const char* kUsage =
+    "usage: bench_slurm [--medpipe PATH] [--ctgen PATH] [--items N] [--shards 2,4,8] [--repeats N]\n"
+    "                   [--merge-items N] [--merge-shards N] [--work DIR] [--keep] [--no-cluster]\n"
+    "  --items N         CT slices for the convert stage (2000)\n"
+    "  --shards LIST     max_tasks of the Slurm runs (2,4,8)\n"
+    "  --repeats N       rounds of every mode; medians printed (3)\n"
+    "  --merge-items N   items of the controller-merge figure (300000)\n"
+    "  --merge-shards N  its shards (64)\n"
+    "  --work DIR        where everything goes (a fresh temp folder); --keep keeps it\n"
+    "  --no-cluster      only the controller-merge figure (no root, no Slurm needed)";
+
 Options ParseArgs(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
@@ -161,10 +172,11 @@ Options ParseArgs(int argc, char** argv) {
       o.keep = true;
     } else if (a == "--no-cluster") {
       o.cluster = false;
+    } else if (a == "--help" || a == "-h") {
+      std::printf("%s\n", kUsage);
+      std::exit(0);
     } else {
-      Die("unknown argument " + a +
-          "\nusage: bench_slurm [--medpipe PATH] [--ctgen PATH] [--items N] [--shards 2,4,8] [--merge-items N] "
-          "[--merge-shards N] [--repeats N] [--work DIR] [--keep] [--no-cluster]");
+      Die("unknown argument " + a + "\n" + kUsage);
     }
   }
   if (o.items < 1 || o.repeats < 1 || o.shards.empty() || o.merge_items < 1 || o.merge_shards < 1 || o.merge_shards > 1000) {
