@@ -31,6 +31,7 @@
 //               [--merge-items N] [--merge-shards N] [--repeats N] [--work DIR]
 //               [--keep] [--no-cluster]
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <fmt/format.h>
 #include <spawn.h>
 #include <sys/resource.h>
@@ -94,8 +95,11 @@ fs::path MakeTemp(const char* prefix) {
 struct Timed {
   int exit_code = -1;
   double wall = 0, cpu = 0;
-  std::string err;  // its stderr
+  double started = 0, ended = 0;  // wall-clock seconds since the epoch, to compare with file times
+  std::string err;                // its stderr
 };
+
+double Now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 Timed RunTimed(const std::vector<std::string>& argv, const fs::path& log_dir, const std::string& name) {
   const std::string out = (log_dir / (name + ".out")).string(), err = (log_dir / (name + ".err")).string();
@@ -108,6 +112,7 @@ Timed RunTimed(const std::vector<std::string>& argv, const fs::path& log_dir, co
   args.push_back(nullptr);
   Timed t;
   const auto t0 = Clock::now();
+  t.started = Now();
   pid_t pid = -1;
   int rc = posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
@@ -118,6 +123,7 @@ Timed RunTimed(const std::vector<std::string>& argv, const fs::path& log_dir, co
     if (errno != EINTR) Die(fmt::format("wait4: {}", std::strerror(errno)));
   }
   t.wall = Since(t0);
+  t.ended = Now();
   auto secs = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6; };
   t.cpu = secs(ru.ru_utime) + secs(ru.ru_stime);
   t.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -188,11 +194,61 @@ Options ParseArgs(int argc, char** argv) {
 // ---------------------------------------------------------------------------
 // Part 1: one convert stage, locally and through the loopback cluster.
 
+// Where a Slurm run's wall time went, from the times of the files in the
+// pass's folder (seconds): the controller spawned -> jobs.tsv written (sbatch
+// returned) -> the first task-I.log created (slurmstepd opens it as the task
+// starts) -> the last done-I marker written -> the controller exited.
+struct Phases {
+  double submit = 0;     // start, planning, sbatch
+  double queue = 0;      // sbatch returned -> the first task started
+  double tasks = 0;      // the first task started -> the last marker
+  double task = 0;       // one task, its log created -> its marker (median over the tasks)
+  double after = 0;      // the last marker -> the controller's exit: the poll's wait, merge, commit
+};
+
+// A file's birth time (statx), or its mtime where the filesystem keeps no
+// birth time; 0 when it cannot be read.
+double BirthTime(const fs::path& path) {
+  struct statx sx {};
+  if (::statx(AT_FDCWD, path.c_str(), 0, STATX_BTIME | STATX_MTIME, &sx) != 0) return 0;
+  const statx_timestamp& ts = (sx.stx_mask & STATX_BTIME) ? sx.stx_btime : sx.stx_mtime;
+  return static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9;
+}
+
+double ModifiedTime(const fs::path& path) {
+  struct statx sx {};
+  if (::statx(AT_FDCWD, path.c_str(), 0, STATX_MTIME, &sx) != 0) return 0;
+  return static_cast<double>(sx.stx_mtime.tv_sec) + sx.stx_mtime.tv_nsec / 1e9;
+}
+
+double Median(std::vector<double> v);
+
+Phases PhasesOf(const fs::path& call, size_t shards, const Timed& t) {
+  Phases p;
+  const double submitted = ModifiedTime(call / "jobs.tsv");
+  double first_start = 0, last_marker = 0;
+  std::vector<double> task;
+  for (size_t s = 0; s < shards; ++s) {
+    double start = BirthTime(TaskLogPath(call, s)), end = ModifiedTime(MarkerPath(call, s));
+    if (start <= 0 || end <= 0) Die(fmt::format("{}: no log or marker of shard {}", call.string(), s));
+    first_start = s == 0 ? start : std::min(first_start, start);
+    last_marker = std::max(last_marker, end);
+    task.push_back(end - start);
+  }
+  p.submit = submitted - t.started;
+  p.queue = first_start - submitted;
+  p.tasks = last_marker - first_start;
+  p.task = Median(task);
+  p.after = t.ended - last_marker;
+  return p;
+}
+
 struct Row {
   std::string mode;
   int shards = 0;       // 0: local
   Timed t;
   size_t submissions = 0;  // lines of jobs.tsv: more than one means a task was resubmitted
+  Phases phases;
 };
 
 std::string Pipeline(const fs::path& dicoms, int shards) {
@@ -231,6 +287,7 @@ Row RunOnce(const Options& o, const fs::path& root, const fs::path& dicoms, cons
       Die(fmt::format("{}: {} shards planned, expected {}", name, plan->shards.size(), expected));
     }
     for (const std::string& line : Split(ReadText(call / "jobs.tsv"), '\n')) row.submissions += !line.empty();
+    row.phases = PhasesOf(call, plan->shards.size(), row.t);
   }
   if (reference) {
     std::map<std::string, std::string> snap = Snapshot(dir / "work");
@@ -261,6 +318,7 @@ double Median(std::vector<double> v) {
 struct Mode {
   int shards = 0;  // 0: local
   std::vector<double> wall, cpu;
+  std::vector<Phases> phases;
   size_t submissions = 0;  // sbatch calls over every round
 };
 
@@ -304,6 +362,7 @@ double ClusterPart(const Options& o, const fs::path& root) {
       m.wall.push_back(r.t.wall);
       m.cpu.push_back(r.t.cpu);
       m.submissions += r.submissions;
+      m.phases.push_back(r.phases);
     }
   }
   // What every task redoes before its items, at least: start, parse the
@@ -357,6 +416,22 @@ double ClusterPart(const Options& o, const fs::path& root) {
   std::printf("setup: cluster start %.1f s, ctgen %.1f s, first local run %.2f s (not counted); journal record of "
               "a convert item: %.0f bytes\n\n", start_s, gen_s, first.t.wall, record_bytes);
 
+  std::printf("where a Slurm run's time goes (medians, from the pass's file times: jobs.tsv, task-I.log created, "
+              "done-I written)\n");
+  std::printf("%6s %20s %20s %17s %15s %25s\n", "shards", "start+plan+sbatch s", "sbatch->1st task s",
+              "1st task->last s", "one task s", "last marker->exit s");
+  for (const Mode& m : modes) {
+    if (!m.shards) continue;
+    auto med = [&](double Phases::*f) {
+      std::vector<double> v;
+      for (const Phases& p : m.phases) v.push_back(p.*f);
+      return Median(v);
+    };
+    std::printf("%6d %20.2f %20.2f %17.2f %15.2f %25.2f\n", m.shards, med(&Phases::submit), med(&Phases::queue),
+                med(&Phases::tasks), med(&Phases::task), med(&Phases::after));
+  }
+  std::printf("one task: its log created -> its marker: the worker's start, re-planning the stage and its items; "
+              "last marker -> exit: the rest of the poll interval, the merge, the commit\n\n");
   (*cluster)->Stop();
   std::error_code ec;
   fs::remove_all(cluster_dir, ec);
