@@ -5,7 +5,7 @@
 // test suite (tests/servers/slurm_cluster.h, 2 CPUs), writes N synthetic CT
 // slices with medpipe-ctgen and runs one `convert` stage over them as a
 // child `medpipe run`: locally (--threads 2) and with `executor: slurm` at
-// max_tasks 2, 4 and 8, in `--repeats` rounds (3) of every mode, each run
+// max_tasks 2, 4 and 8, in `--repeats` rounds (5) of every mode, each run
 // from a clean workdir; the medians are printed. Per run: the wall time and the controller's own CPU time (user + sys from
 // wait4, which counts the controller and the Slurm clients it waits for,
 // squeue and sbatch, but not the array tasks: slurmstepd starts those). Every
@@ -71,7 +71,7 @@ using testing::WriteText;
 struct Options {
   fs::path medpipe = MEDPIPE_BINARY, ctgen = MEDPIPE_CTGEN, work;
   bool keep = false, cluster = true;
-  int items = 2000, slices = 4, size = 64, threads = 2, repeats = 3;
+  int items = 2000, slices = 4, size = 64, threads = 2, repeats = 5;
   std::vector<int> shards = {2, 4, 8};
   size_t merge_items = 300000;
   int merge_shards = 64;
@@ -144,7 +144,7 @@ constexpr const char* kUsage =
     "                   [--merge-items N] [--merge-shards N] [--work DIR] [--keep] [--no-cluster]\n"
     "  --items N         CT slices for the convert stage (2000)\n"
     "  --shards LIST     max_tasks of the Slurm runs (2,4,8)\n"
-    "  --repeats N       rounds of every mode; medians printed (3)\n"
+    "  --repeats N       rounds of every mode; medians printed (5)\n"
     "  --merge-items N   items of the controller-merge figure (300000)\n"
     "  --merge-shards N  its shards (64)\n"
     "  --work DIR        where everything goes (a fresh temp folder); --keep keeps it\n"
