@@ -215,6 +215,10 @@ std::string StatusJson(const Pipeline& p, const std::vector<StageReport>& report
     w.Key("state"), w.String(r.state.c_str());
     w.Key("why"), w.String(r.reason.c_str());
     w.Key("outputs"), w.String((p.workdir / p.stages[i].id).c_str());
+    w.Key("slurm_jobs");
+    w.StartArray();
+    for (const auto& j : r.slurm_jobs) w.String(j.c_str());
+    w.EndArray();
     w.Key("items");
     w.StartObject();
     w.Key("total"), w.Int64(r.commit ? r.commit->items.total : 0);

@@ -126,6 +126,14 @@ struct IsalState {
 Status DeflateFast(const std::vector<uint8_t>& in, std::vector<uint8_t>* out) {
   thread_local std::unique_ptr<IsalState> state;
   if (!state) state = std::make_unique<IsalState>();
+  // isal_deflate_init resets the stream's counters but neither its input
+  // window nor the level buffer's hash tables. Left over from the thread's
+  // previous file they change which matches are found, so the same pixels
+  // would compress to other bytes depending on what the thread wrote before
+  // (seen as a v4 run whose augment output differed from run to run).
+  // Zeroed, every file compresses as on a fresh state.
+  std::memset(static_cast<void*>(&state->stream), 0, sizeof(state->stream));
+  std::fill(state->level_buf.begin(), state->level_buf.end(), 0);
   isal_zstream& s = state->stream;
   isal_deflate_init(&s);
   s.level = kFastLevel;

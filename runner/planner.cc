@@ -6,6 +6,7 @@
 
 #include "runner/item_journal.h"
 #include "runner/runner.h"
+#include "runner/slurm_dispatch.h"
 #include "util/hash.h"
 #include "util/strings.h"
 
@@ -118,6 +119,8 @@ std::vector<StageReport> InspectPipeline(const Pipeline& p, const std::vector<st
         r.state = "running";
         r.reason = fmt::format("pid {}, started {}{}", lock.pid, lock.started,
                                r.journaled_items > 0 ? fmt::format(", {} items done so far", r.journaled_items) : "");
+        r.slurm_jobs = RecordedSlurmJobs(dir);
+        if (!r.slurm_jobs.empty()) r.reason += ", Slurm jobs " + Join(r.slurm_jobs, ", ");
       } else if (failure.ok()) {
         r.state = "failed";
         r.reason = failure->reason;

@@ -44,6 +44,7 @@ struct StageReport {
   std::string reason;
   std::optional<CommitRecord> commit;
   size_t journaled_items = 0;
+  std::vector<std::string> slurm_jobs;  // while running on Slurm: its job ids
 };
 
 // Reports every stage from what is on disk, without running anything (and

@@ -408,12 +408,16 @@ Status ForgetSlurmPlans(const fs::path& stage_dir, const std::function<void(cons
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     Result<ShardPlan> plan = ReadShardPlan(entry.path());
-    if (!plan.ok()) continue;
+    // A plan with no recorded submission never reached Slurm.
+    if (!plan.ok() || !StatPath(entry.path() / "jobs.tsv").exists) continue;
     Result<std::map<int, slurm::TaskState>> active = slurm::ActiveTasks(plan->job_name);
-    // Without Slurm's clients on this machine its tasks cannot be asked
-    // about, nor cancelled from here.
-    if (!active.ok() && active.status().code() == Status::Code::kNotFound) continue;
     if (active.ok() && active->empty()) continue;
+    if (!active.ok()) {
+      return Status::Unavailable(fmt::format(
+          "cannot ask Slurm whether the tasks of an earlier attempt ({}) still run: {}; cancel them "
+          "(scancel --name={}) or, if none can run, remove {}",
+          plan->job_name, active.status().message(), plan->job_name, dir.string()));
+    }
     if (log) log(fmt::format("{}: slurm: cancelling the tasks of an earlier attempt ({})", plan->stage, plan->job_name));
     MEDPIPE_RETURN_IF_ERROR(CancelAndWait(plan->job_name));
   }

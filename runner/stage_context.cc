@@ -4,6 +4,7 @@
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
 #include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
 
 #include <sys/stat.h>
 
@@ -261,7 +262,12 @@ Status StageContext::RunHere(const std::vector<size_t>& indexes, const std::vect
     const ItemTask& task = tasks[i];
     if (int ms = DebugItemDelayMs(); ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     ItemOutput out(disk_, dir_);
-    Result<std::string> r = work(i, out);
+    // Isolated: a thread waiting inside an item's own nested parallel work
+    // on this arena never picks up another item, so the per-thread buffers
+    // stages keep (augment's decoded image, the PNG writer's) are never
+    // reentered mid-item.
+    Result<std::string> r = std::string();
+    tbb::this_task_arena::isolate([&] { r = work(i, out); });
     if (!r.ok() && IsFatal(r.status())) return fail(r.status().WithContext("item " + task.key));
     ItemRecord& rec = records[i];
     rec.key = ItemKey(pass, task);

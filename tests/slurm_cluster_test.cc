@@ -38,15 +38,6 @@ std::string Field(const std::string& text, const std::string& key) {
   return "";
 }
 
-bool WaitFor(double timeout_s, const std::function<bool()>& done) {
-  auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s);
-  while (Clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return done();
-}
-
 double NowEpoch() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }

@@ -26,15 +26,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-bool WaitFor(double timeout_s, const std::function<bool()>& done) {
-  auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s);
-  while (Clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return done();
-}
-
 // The executor block the tests append: fast polls, a short marker grace (the
 // workdir is a local disk), `shards` tasks at most.
 std::string SlurmBlock(int shards, int retries = 2) {
@@ -130,14 +121,28 @@ class SlurmExecutorTest : public ::testing::Test {
   }
 
   // Runs `yaml` as <dir>/p.yaml from a clean workdir and returns its outputs.
-  std::map<std::string, std::string> RunClean(const TempDir& dir, const std::string& yaml,
-                                              const std::vector<std::string>& env = {}) {
+  std::map<std::string, std::string> RunClean(const TempDir& dir, const std::string& yaml) {
     fs::remove_all(dir / "work");
     WriteText(dir / "p.yaml", yaml);
-    ProcessResult r = RunMedpipe({"run", (dir / "p.yaml").string()}, env);
+    ProcessResult r = RunMedpipe({"run", (dir / "p.yaml").string()}, env_);
     EXPECT_EQ(r.exit_code, 0) << r.err;
     last_err_ = r.err;
     return Snapshot(dir / "work");
+  }
+
+  // Runs the convert pipeline locally (its outputs are returned), then starts
+  // it on Slurm (3 shards, items slowed by `delay_ms`) from a clean workdir
+  // in the background and waits until its tasks have journaled `lines`
+  // items. The pid of the controller goes to `pid`.
+  std::map<std::string, std::string> LocalThenSlurmInBackground(const TempDir& dir, int delay_ms, int64_t lines,
+                                                                pid_t* pid) {
+    std::map<std::string, std::string> local = RunClean(dir, Convert());
+    fs::remove_all(dir / "work");
+    WriteText(dir / "p.yaml", Convert() + SlurmBlock(3));
+    env_ = {fmt::format("MEDPIPE_DEBUG_ITEM_DELAY_MS={}", delay_ms)};
+    *pid = SpawnProcess({MedpipeBinary(), "run", (dir / "p.yaml").string()}, env_);
+    EXPECT_TRUE(WaitFor(60, [&] { return PartLines(CallDir(dir / "work" / "conv", 0)) >= lines; }));
+    return local;
   }
 
   static TempDir* data_;
@@ -145,6 +150,7 @@ class SlurmExecutorTest : public ::testing::Test {
   static SlurmCluster* cluster_;
   static std::string skip_, start_error_;
   std::string last_err_;
+  std::vector<std::string> env_;  // of the background run
 };
 TempDir* SlurmExecutorTest::data_ = nullptr;
 TempDir* SlurmExecutorTest::cluster_dir_ = nullptr;
@@ -185,10 +191,8 @@ TEST_F(SlurmExecutorTest, CtPrepIsByteIdenticalToALocalRunFor1_3And8Shards) {
 
 TEST_F(SlurmExecutorTest, ACancelledTaskIsResubmittedAndRedoesNothingItFinished) {
   TempDir dir;
-  std::map<std::string, std::string> local = RunClean(dir, Convert());
-  fs::remove_all(dir / "work");
-  WriteText(dir / "p.yaml", Convert() + SlurmBlock(3));
-  pid_t pid = SpawnProcess({MedpipeBinary(), "run", (dir / "p.yaml").string()}, {"MEDPIPE_DEBUG_ITEM_DELAY_MS=150"});
+  pid_t pid = -1;
+  std::map<std::string, std::string> local = LocalThenSlurmInBackground(dir, 150, 1, &pid);
   const fs::path call = CallDir(dir / "work" / "conv", 0);
   // Shard 0 has journaled a few items: cancel its task.
   ASSERT_TRUE(WaitFor(60, [&] {
@@ -216,16 +220,15 @@ TEST_F(SlurmExecutorTest, ACancelledTaskIsResubmittedAndRedoesNothingItFinished)
 
 TEST_F(SlurmExecutorTest, AKilledControllerRerunTakesItsJobsOverWithoutSubmittingTwice) {
   TempDir dir;
-  std::map<std::string, std::string> local = RunClean(dir, Convert());
-  fs::remove_all(dir / "work");
-  WriteText(dir / "p.yaml", Convert() + SlurmBlock(3));
-  const std::vector<std::string> env = {"MEDPIPE_DEBUG_ITEM_DELAY_MS=100"};
-  pid_t pid = SpawnProcess({MedpipeBinary(), "run", (dir / "p.yaml").string()}, env);
+  pid_t pid = -1;
+  std::map<std::string, std::string> local = LocalThenSlurmInBackground(dir, 100, 4, &pid);
   const fs::path call = CallDir(dir / "work" / "conv", 0);
-  ASSERT_TRUE(WaitFor(60, [&] { return PartLines(call) >= 4; }));
+  ProcessResult status = RunMedpipe({"status", (dir / "p.yaml").string()});
+  std::string job = Split(ReadText(call / "jobs.tsv"), '\t').at(0);
+  EXPECT_TRUE(Contains(status.out, "Slurm jobs " + job)) << status.out;
   ::kill(pid, SIGKILL);
   WaitProcess(pid);
-  ProcessResult r = RunMedpipe({"run", (dir / "p.yaml").string()}, env);
+  ProcessResult r = RunMedpipe({"run", (dir / "p.yaml").string()}, env_);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(Contains(r.err, "taking over the plan of an interrupted run")) << r.err;
   EXPECT_EQ(JobLines(call), 1u) << "no shard submitted twice";
@@ -235,13 +238,10 @@ TEST_F(SlurmExecutorTest, AKilledControllerRerunTakesItsJobsOverWithoutSubmittin
 
 TEST_F(SlurmExecutorTest, TasksCancelledWithTheirControllerResumeFromTornParts) {
   TempDir dir;
-  std::map<std::string, std::string> local = RunClean(dir, Convert());
-  fs::remove_all(dir / "work");
-  WriteText(dir / "p.yaml", Convert() + SlurmBlock(3));
-  const std::vector<std::string> env = {"MEDPIPE_DEBUG_ITEM_DELAY_MS=100"};
-  pid_t pid = SpawnProcess({MedpipeBinary(), "run", (dir / "p.yaml").string()}, env);
+  pid_t pid = -1;
+  std::map<std::string, std::string> local = LocalThenSlurmInBackground(dir, 100, 4, &pid);
   const fs::path call = CallDir(dir / "work" / "conv", 0);
-  ASSERT_TRUE(WaitFor(60, [&] { return fs::exists(PartPath(call, 0)) && PartLines(call) >= 4; }));
+  ASSERT_TRUE(WaitFor(30, [&] { return fs::exists(PartPath(call, 0)); }));
   ::kill(pid, SIGKILL);
   WaitProcess(pid);
   ASSERT_EQ(cluster_->Run({"scancel", "--me"}).exit_code, 0);
@@ -252,7 +252,7 @@ TEST_F(SlurmExecutorTest, TasksCancelledWithTheirControllerResumeFromTornParts) 
     std::ofstream torn(PartPath(call, 0), std::ios::app);
     torn << R"({"k":"ct/dicom/p)";
   }
-  ProcessResult r = RunMedpipe({"run", (dir / "p.yaml").string()}, env);
+  ProcessResult r = RunMedpipe({"run", (dir / "p.yaml").string()}, env_);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(Contains(r.err, "taking over the plan")) << r.err;
   EXPECT_TRUE(Contains(r.err, "resubmitting")) << r.err;

@@ -198,4 +198,13 @@ RunResult RunYaml(const Registry& registry, const fs::path& dir, const std::stri
   return RunResult{*s, *p};
 }
 
+bool WaitFor(double timeout_s, const std::function<bool()>& done) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return done();
+}
+
 }  // namespace medpipe::testing

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -58,6 +59,10 @@ void MakeExampleData(const fs::path& dir, int patients, int slices, int size = 6
 // Every file under `dir` except checkpoint metadata (.medpipe folders) and
 // the run log, mapped to its content (or "-> target" for a symlink).
 std::map<std::string, std::string> Snapshot(const fs::path& dir);
+
+// Polls `done` every 100 ms until it is true (true) or `timeout_s` passes
+// (false).
+bool WaitFor(double timeout_s, const std::function<bool()>& done);
 
 // Number of complete lines in a stage's item journal.
 size_t JournalLines(const fs::path& stage_dir);

@@ -13,11 +13,11 @@ _medpipe() {
   local cmd=${COMP_WORDS[1]:-} file=${COMP_WORDS[2]:-}
   COMPREPLY=()
   if ((COMP_CWORD == 1)); then
-    COMPREPLY=($(compgen -W "run status graph validate clean stages init help --help --version" -- "$cur"))
+    COMPREPLY=($(compgen -W "run status graph validate clean stages init worker help --help --version" -- "$cur"))
     return
   fi
   case $prev in
-    --from | --until | --only | --force)
+    --from | --until | --only | --force | --stage)
       COMPREPLY=($(compgen -W "$(_medpipe_ids "$file")" -- "$cur"))
       return ;;
     --set)
@@ -27,12 +27,14 @@ _medpipe() {
       COMPREPLY=($(compgen -W "$ids seed= workdir= strict=" -- "$cur"))
       return ;;
     --format) COMPREPLY=($(compgen -W "dot mermaid" -- "$cur")); return ;;
+    --executor) COMPREPLY=($(compgen -W "local slurm" -- "$cur")); return ;;
     --template) COMPREPLY=($(compgen -W "minimal hemorrhage cxr ctprep echo" -- "$cur")); return ;;
-    -j | --threads) return ;;
+    -j | --threads | --call | --shard) return ;;
   esac
   local flags=""
   case $cmd in
-    run) flags="--from --until --only --force --dry-run -n --threads -j --strict --set --help" ;;
+    run) flags="--from --until --only --force --dry-run -n --threads -j --strict --executor --set --help" ;;
+    worker) flags="--stage --call --shard --threads -j --set --help" ;;
     status) flags="--json --set --help" ;;
     graph) flags="--format --set --help" ;;
     validate) flags="--set --help" ;;
@@ -40,7 +42,7 @@ _medpipe() {
     stages) flags="--names --help" ;;
     init) flags="--template --help" ;;
     help)
-      COMPREPLY=($(compgen -W "run status graph validate clean stages init" -- "$cur"))
+      COMPREPLY=($(compgen -W "run status graph validate clean stages init worker" -- "$cur"))
       return ;;
   esac
   if [[ $cur == -* ]]; then
