@@ -6,11 +6,13 @@
 // slices with medpipe-ctgen and runs one `convert` stage over them as a
 // child `medpipe run`: locally (--threads 2) and with `executor: slurm` at
 // max_tasks 2, 4 and 8, in `--repeats` rounds (5) of every mode, each run
-// from a clean workdir; the medians are printed. Per run: the wall time and the controller's own CPU time (user + sys from
-// wait4, which counts the controller and the Slurm clients it waits for,
-// squeue and sbatch, but not the array tasks: slurmstepd starts those). Every
-// Slurm output tree must equal the local one byte for byte (outside the
-// .medpipe folders), or the benchmark fails.
+// from a clean workdir; the medians are printed. Per run: the wall time and
+// the controller's own CPU time (user + sys from wait4, which counts the
+// controller and the Slurm clients it waits for, squeue and sbatch, but not
+// the array tasks: slurmstepd starts those), and where the time went, from
+// the file times of the pass's folder. Every Slurm output tree must equal the
+// local one byte for byte (outside the .medpipe folders), or the benchmark
+// fails.
 //
 // Part 2, no cluster: what the controller does outside the tasks for one
 // pass of 300,000 items cut into 64 shards, through the functions the
@@ -31,12 +33,13 @@
 //               [--merge-items N] [--merge-shards N] [--repeats N] [--work DIR]
 //               [--keep] [--no-cluster]
 #include <fcntl.h>
-#include <sys/stat.h>
-#include <fmt/format.h>
 #include <spawn.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
@@ -185,7 +188,8 @@ Options ParseArgs(int argc, char** argv) {
       Die("unknown argument " + a + "\n" + kUsage);
     }
   }
-  if (o.items < 1 || o.repeats < 1 || o.shards.empty() || o.merge_items < 1 || o.merge_shards < 1 || o.merge_shards > 1000) {
+  if (o.items < 1 || o.repeats < 1 || o.shards.empty() || o.merge_items < 1 || o.merge_shards < 1 ||
+      o.merge_shards > 1000) {
     Die("--items, --merge-items and --merge-shards (1 to 1000) must be positive and --shards not empty");
   }
   return o;
@@ -221,7 +225,10 @@ double ModifiedTime(const fs::path& path) {
   return static_cast<double>(sx.stx_mtime.tv_sec) + sx.stx_mtime.tv_nsec / 1e9;
 }
 
-double Median(std::vector<double> v);
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
 
 Phases PhasesOf(const fs::path& call, size_t shards, const Timed& t) {
   Phases p;
@@ -244,7 +251,6 @@ Phases PhasesOf(const fs::path& call, size_t shards, const Timed& t) {
 }
 
 struct Row {
-  std::string mode;
   int shards = 0;       // 0: local
   Timed t;
   size_t submissions = 0;  // lines of jobs.tsv: more than one means a task was resubmitted
@@ -273,7 +279,6 @@ Row RunOnce(const Options& o, const fs::path& root, const fs::path& dicoms, cons
   fs::create_directories(dir);
   WriteText(dir / "p.yaml", Pipeline(dicoms, shards));
   Row row;
-  row.mode = shards ? "slurm" : "local";
   row.shards = shards;
   row.t = RunTimed({o.medpipe.string(), "run", (dir / "p.yaml").string(), "--threads", std::to_string(o.threads)},
                    dir, "run");
@@ -307,11 +312,6 @@ double MeanLineBytes(const fs::path& file) {
   std::string t = ReadText(file);
   size_t lines = static_cast<size_t>(std::count(t.begin(), t.end(), '\n'));
   return lines ? static_cast<double>(t.size()) / static_cast<double>(lines) : 0;
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
 // Every run of one mode, over the rounds.
