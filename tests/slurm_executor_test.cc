@@ -26,21 +26,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The paths whose content differs between two output trees (or that only
-// one has), for a readable failure.
-std::string TreeDiff(const std::map<std::string, std::string>& a, const std::map<std::string, std::string>& b) {
-  std::vector<std::string> out;
-  for (const auto& [path, bytes] : a) {
-    auto it = b.find(path);
-    if (it == b.end()) out.push_back("only in the local run: " + path);
-    else if (it->second != bytes) out.push_back("differs: " + path);
-  }
-  for (const auto& [path, bytes] : b) {
-    if (!a.count(path)) out.push_back("only in the Slurm run: " + path);
-  }
-  if (out.size() > 10) out.resize(10);
-  return Join(out, "\n");
-}
 
 // The executor block the tests append: fast polls, a short marker grace (the
 // workdir is a local disk), `shards` tasks at most.
@@ -184,7 +169,7 @@ TEST_F(SlurmExecutorTest, V4IsByteIdenticalToALocalRunFor1_3And8Shards) {
     EXPECT_TRUE(Contains(last_err_, "run augmented (augment, items on Slurm)")) << last_err_;
     EXPECT_TRUE(Contains(last_err_, fmt::format("in {} tasks, job", shards))) << last_err_;
     EXPECT_TRUE(Contains(last_err_, "run merged (merge)")) << "whole-dataset stages stay in the controller";
-    EXPECT_TRUE(slurm == local) << TreeDiff(local, slurm);
+    EXPECT_TRUE(slurm == local) << SnapshotDiff(local, slurm);
     // The task logs stay beside the journal; the merged parts are gone.
     fs::path call = CallDir(dir / "work" / "augmented", 0);
     EXPECT_TRUE(fs::exists(call / "task-0.log"));
@@ -200,7 +185,7 @@ TEST_F(SlurmExecutorTest, CtPrepIsByteIdenticalToALocalRunFor1_3And8Shards) {
     SCOPED_TRACE(fmt::format("{} shards", shards));
     std::map<std::string, std::string> slurm = RunClean(dir, CtRate() + SlurmBlock(shards));
     EXPECT_TRUE(Contains(last_err_, "run prep (ctprep, items on Slurm)")) << last_err_;
-    EXPECT_TRUE(slurm == local) << TreeDiff(local, slurm);
+    EXPECT_TRUE(slurm == local) << SnapshotDiff(local, slurm);
   }
 }
 
@@ -230,7 +215,7 @@ TEST_F(SlurmExecutorTest, ACancelledTaskIsResubmittedAndRedoesNothingItFinished)
   EXPECT_GE(std::stoi(m[3]), 3);
   EXPECT_EQ(std::stoi(m[2]) + std::stoi(m[3]), std::stoi(m[1]));
   EXPECT_EQ(ItemsRunByTasks(call) + std::stoi(m[3]), 90);
-  EXPECT_TRUE(Snapshot(dir / "work") == local) << TreeDiff(local, Snapshot(dir / "work"));
+  EXPECT_TRUE(Snapshot(dir / "work") == local) << SnapshotDiff(local, Snapshot(dir / "work"));
 }
 
 TEST_F(SlurmExecutorTest, AKilledControllerRerunTakesItsJobsOverWithoutSubmittingTwice) {
@@ -248,7 +233,7 @@ TEST_F(SlurmExecutorTest, AKilledControllerRerunTakesItsJobsOverWithoutSubmittin
   EXPECT_TRUE(Contains(r.err, "taking over the plan of an interrupted run")) << r.err;
   EXPECT_EQ(JobLines(call), 1u) << "no shard submitted twice";
   EXPECT_EQ(ItemsRunByTasks(call), 90);
-  EXPECT_TRUE(Snapshot(dir / "work") == local) << TreeDiff(local, Snapshot(dir / "work"));
+  EXPECT_TRUE(Snapshot(dir / "work") == local) << SnapshotDiff(local, Snapshot(dir / "work"));
 }
 
 TEST_F(SlurmExecutorTest, TasksCancelledWithTheirControllerResumeFromTornParts) {
@@ -274,7 +259,7 @@ TEST_F(SlurmExecutorTest, TasksCancelledWithTheirControllerResumeFromTornParts) 
   // Every task ran again, each redoing only what its part did not hold.
   EXPECT_LE(ItemsRunByTasks(call), 90 + 3);
   EXPECT_GE(journaled, 4);
-  EXPECT_TRUE(Snapshot(dir / "work") == local) << TreeDiff(local, Snapshot(dir / "work"));
+  EXPECT_TRUE(Snapshot(dir / "work") == local) << SnapshotDiff(local, Snapshot(dir / "work"));
 }
 
 TEST_F(SlurmExecutorTest, ATaskFailingEveryAttemptFailsTheStageNamingItsLog) {

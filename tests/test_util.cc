@@ -207,4 +207,23 @@ bool WaitFor(double timeout_s, const std::function<bool()>& done) {
   return done();
 }
 
+std::string SnapshotDiff(const std::map<std::string, std::string>& a, const std::map<std::string, std::string>& b) {
+  std::vector<std::string> out;
+  for (const auto& [path, bytes] : a) {
+    auto it = b.find(path);
+    if (it == b.end()) {
+      out.push_back("only in the first: " + path);
+    } else if (it->second != bytes) {
+      out.push_back("differs: " + path);
+    }
+  }
+  for (const auto& [path, bytes] : b) {
+    if (!a.count(path)) out.push_back("only in the second: " + path);
+  }
+  if (out.size() > 10) out.resize(10);
+  std::string text;
+  for (const auto& line : out) text += line + "\n";
+  return text;
+}
+
 }  // namespace medpipe::testing

@@ -64,6 +64,10 @@ std::map<std::string, std::string> Snapshot(const fs::path& dir);
 // (false).
 bool WaitFor(double timeout_s, const std::function<bool()>& done);
 
+// The paths whose content differs between two snapshots, or that only one
+// has (at most 10 lines): for a readable failure.
+std::string SnapshotDiff(const std::map<std::string, std::string>& a, const std::map<std::string, std::string>& b);
+
 // Number of complete lines in a stage's item journal.
 size_t JournalLines(const fs::path& stage_dir);
 

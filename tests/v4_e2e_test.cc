@@ -118,7 +118,8 @@ TEST_F(HemorrhageV4Test, BalancedValidatedAndResumableAtEveryStage) {
     EXPECT_FALSE(ReadCommit(stage_dir).ok());
     testing::ProcessResult again = testing::RunProcess({testing::MedpipeBinary(), "run", pipeline});
     ASSERT_EQ(again.exit_code, 0) << again.err;
-    EXPECT_EQ(Snapshot(run / "work"), expected);
+    auto got = Snapshot(run / "work");
+    EXPECT_TRUE(got == expected) << testing::SnapshotDiff(expected, got);
   }
 }
 
