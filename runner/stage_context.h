@@ -140,9 +140,11 @@ class StageContext {
   Result<std::vector<ItemResult>> RunItems(const std::vector<ItemTask>& tasks, const ItemWork& work,
                                            std::string_view pass = "");
 
-  // Which of `tasks` the next RunItems call will run in this process; the
-  // rest it resumes from the journal or leaves to other processes (a cluster
-  // run). For work prepared ahead of the items, like download's prefetching.
+  // Which of `tasks` the next RunItems call will run: those the journal does
+  // not hold (in a worker, just its shard's). For work prepared ahead of the
+  // items, like download's prefetching. In a cluster run's controller the
+  // pending items go to the dispatcher, so the work function never asks for
+  // them; preparation must start on demand (as PrefetchQueue::Take does).
   std::vector<bool> WillRun(const std::vector<ItemTask>& tasks, std::string_view pass = "");
 
   // A folder for this process's temporary files, inside the stage's
