@@ -29,4 +29,10 @@ std::string AttrToString(const AttrValue& v) {
   return std::visit(Visitor{}, v);
 }
 
+void Dataset::AddAnnotation(Annotation a, int64_t image_id) {
+  a.id = static_cast<int64_t>(annotations.size()) + 1;
+  a.image_id = image_id;
+  annotations.push_back(std::move(a));
+}
+
 }  // namespace medpipe

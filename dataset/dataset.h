@@ -70,6 +70,9 @@ struct Dataset {
   const Category* FindCategory(const std::string& name) const;
   // Annotation indices per image id.
   std::unordered_map<int64_t, std::vector<size_t>> AnnotationsByImage() const;
+  // Appends `a` as an annotation of image `image_id`, numbered next (ids
+  // count from 1 in output order, as every stage writes them).
+  void AddAnnotation(Annotation a, int64_t image_id);
 };
 
 // Renders an attribute for CSV cells and messages (JSON text as written).

@@ -154,9 +154,7 @@ class AnnotateStage : public Stage {
         for (size_t k : boxes_by_image[src->second]) {
           Annotation a = boxes.annotations[k];
           if (!gate.Admit(ctx, img.file_name, &a, img.width, img.height)) continue;
-          a.id = static_cast<int64_t>(ds.annotations.size()) + 1;
-          a.image_id = img.id;
-          ds.annotations.push_back(std::move(a));
+          ds.AddAnnotation(std::move(a), img.id);
         }
       }
       ctx.Count(ds.annotations.empty() || ds.annotations.back().image_id != img.id ? "negatives" : "with_boxes");

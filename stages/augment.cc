@@ -252,11 +252,6 @@ class AugmentStage : public Stage {
       out.images.push_back(std::move(img));
       return out.images.back().id;
     };
-    auto add_annotation = [&](Annotation a, int64_t image_id) {
-      a.id = static_cast<int64_t>(out.annotations.size()) + 1;
-      a.image_id = image_id;
-      out.annotations.push_back(std::move(a));
-    };
     static const std::vector<size_t> kNone;
 
     for (size_t i = 0; i < items.size(); ++i) {
@@ -265,7 +260,7 @@ class AugmentStage : public Stage {
       auto found = by_image.find(src.id);
       const std::vector<size_t>& anns = found == by_image.end() ? kNone : found->second;
       const int64_t id = add_image(src);
-      for (size_t k : anns) add_annotation(in.annotations[k], id);
+      for (size_t k : anns) out.AddAnnotation(in.annotations[k], id);
       if (!items[i].augment) continue;
 
       const std::string& payload = results[i].payload;
@@ -315,7 +310,7 @@ class AugmentStage : public Stage {
             if (seg.json.empty()) ctx.Count("segmentations_dropped");
             na.segmentation = std::move(seg.json);
           }
-          add_annotation(std::move(na), copy_id);
+          out.AddAnnotation(std::move(na), copy_id);
         }
       }
     }

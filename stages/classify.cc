@@ -228,12 +228,7 @@ class ClassifyStage : public Stage {
       for (size_t l = 0; l < d.probs.size(); ++l) img.attributes["prob." + o_.decision.labels[l]] = d.probs[l];
       img.labels = d.findings;
       if (auto it = by_image.find(src.id); it != by_image.end()) {
-        for (size_t a : it->second) {
-          Annotation ann = in.annotations[a];
-          ann.id = static_cast<int64_t>(out.annotations.size()) + 1;
-          ann.image_id = img.id;
-          out.annotations.push_back(std::move(ann));
-        }
+        for (size_t a : it->second) out.AddAnnotation(in.annotations[a], img.id);
       }
       out.images.push_back(std::move(img));
       ctx.Count("level." + d.level);

@@ -126,10 +126,7 @@ std::string SplitCoco(const Dataset& ds, const std::string& split) {
   for (const auto& a : ds.annotations) {
     auto it = id_map.find(a.image_id);
     if (it == id_map.end()) continue;
-    Annotation copy = a;
-    copy.id = static_cast<int64_t>(part.annotations.size()) + 1;
-    copy.image_id = it->second;
-    part.annotations.push_back(std::move(copy));
+    part.AddAnnotation(a, it->second);
   }
   return SerializeCoco(part);
 }
@@ -282,12 +279,7 @@ class ExportStage : public Stage {
       img.file_name = links[k].out_rel;
       img.split = CanonicalSplit(img.split);
       if (auto it = by_image.find(old_id); it != by_image.end()) {
-        for (size_t a : it->second) {
-          Annotation copy = in.annotations[a];
-          copy.id = static_cast<int64_t>(out.annotations.size()) + 1;
-          copy.image_id = img.id;
-          out.annotations.push_back(std::move(copy));
-        }
+        for (size_t a : it->second) out.AddAnnotation(in.annotations[a], img.id);
       }
       ctx.Count("images_" + (img.split.empty() ? std::string("unsplit") : img.split));
       out.images.push_back(std::move(img));

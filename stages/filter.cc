@@ -108,10 +108,8 @@ class FilterStage : public Stage {
             continue;
           }
           Annotation a = in.annotations[k];
-          a.id = static_cast<int64_t>(out.annotations.size()) + 1;
-          a.image_id = img.id;
           a.category_id = c->second;
-          out.annotations.push_back(std::move(a));
+          out.AddAnnotation(std::move(a), img.id);
         }
       }
       out.images.push_back(std::move(img));

@@ -266,10 +266,8 @@ class MergeStage : public Stage {
           }
           Annotation na = a;
           if (!gate.Admit(ctx, c.name, &na, img.width, img.height)) continue;
-          na.id = static_cast<int64_t>(out.annotations.size()) + 1;
-          na.image_id = img.id;
           na.category_id = cat->second;
-          out.annotations.push_back(std::move(na));
+          out.AddAnnotation(std::move(na), img.id);
         }
       }
       ctx.Count("images." + s.label);

@@ -103,12 +103,7 @@ class SelectStage : public Stage {
       const int64_t old_id = img.id;
       img.id = static_cast<int64_t>(out.images.size()) + 1;
       if (auto it = by_image.find(old_id); it != by_image.end()) {
-        for (size_t a : it->second) {
-          Annotation ann = in.annotations[a];
-          ann.id = static_cast<int64_t>(out.annotations.size()) + 1;
-          ann.image_id = img.id;
-          out.annotations.push_back(std::move(ann));
-        }
+        for (size_t a : it->second) out.AddAnnotation(in.annotations[a], img.id);
       }
       out.images.push_back(std::move(img));
     }
