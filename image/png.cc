@@ -116,7 +116,12 @@ void FilterImage(const uint8_t* pixels, int width, int height, int channels, int
   }
 }
 
-// Compresses `in` into `*out` (resized to the stream's length).
+// Zero bytes kept after the input handed to ISA-L, whose match finder may
+// look up to ISAL_LOOK_AHEAD bytes past the end of its input.
+constexpr size_t kIsalPad = ISAL_LOOK_AHEAD + 64;
+
+// Compresses in[0, n) into `*out` (resized to the stream's length).
+// REQUIRES: kIsalPad zero bytes follow in[n - 1].
 //
 // Every call gets a fresh ISA-L state from calloc. A state reused by the
 // thread, even re-initialised and zeroed, made the same input compress to
@@ -124,7 +129,7 @@ void FilterImage(const uint8_t* pixels, int width, int height, int channels, int
 // between thread counts in the ASan build; the release build showed it
 // under load), and fresh state never did. calloc'd blocks of this size come
 // straight from mmap as zero pages, so only the pages ISA-L touches cost.
-Status DeflateFast(const std::vector<uint8_t>& in, std::vector<uint8_t>* out) {
+Status DeflateFast(const uint8_t* in, size_t n, std::vector<uint8_t>* out) {
   struct Free {
     void operator()(void* p) const { std::free(p); }
   };
@@ -139,9 +144,11 @@ Status DeflateFast(const std::vector<uint8_t>& in, std::vector<uint8_t>* out) {
   s.gzip_flag = IGZIP_ZLIB;
   s.end_of_stream = 1;
   s.flush = NO_FLUSH;
-  s.next_in = const_cast<uint8_t*>(in.data());
-  s.avail_in = static_cast<uint32_t>(in.size());
-  out->resize(std::max(out->capacity(), in.size() + in.size() / 8 + 1024));
+  s.next_in = const_cast<uint8_t*>(in);
+  s.avail_in = static_cast<uint32_t>(n);
+  // Zeroed rather than resized, so no byte of an earlier file can reach
+  // this one's stream whatever ISA-L reads of its output buffer.
+  out->assign(std::max(out->capacity(), n + n / 8 + 1024), 0);
   size_t used = 0;
   while (true) {
     s.next_out = out->data() + used;
@@ -150,7 +157,7 @@ Status DeflateFast(const std::vector<uint8_t>& in, std::vector<uint8_t>* out) {
     if (rc != COMP_OK) return Status::Invalid("ISA-L deflate failed with code " + std::to_string(rc));
     used = out->size() - s.avail_out;
     if (s.internal_state.state == ZSTATE_END) break;
-    if (s.avail_out == 0) out->resize(out->size() * 2);
+    if (s.avail_out == 0) out->resize(out->size() * 2, 0);
   }
   out->resize(used);
   return Status::OK();
@@ -304,8 +311,16 @@ Result<std::string> EncodePng(const void* pixels, int width, int height, int cha
   FilterImage(static_cast<const uint8_t*>(pixels), width, height, channels, bit_depth, o.filters, &filtered);
   if (o.compressor != PngCompressor::kZlib) {
     // ISA-L and libdeflate compress the whole buffer at once, into one IDAT.
-    Status s = o.compressor == PngCompressor::kFast ? DeflateFast(filtered, &compressed)
-                                                    : DeflateSmall(filtered, &compressed);
+    Status s;
+    if (o.compressor == PngCompressor::kFast) {
+      const size_t n = filtered.size();
+      filtered.resize(n + kIsalPad);
+      std::fill(filtered.begin() + static_cast<std::ptrdiff_t>(n), filtered.end(), 0);
+      s = DeflateFast(filtered.data(), n, &compressed);
+      filtered.resize(n);
+    } else {
+      s = DeflateSmall(filtered, &compressed);
+    }
     if (!s.ok()) return Status::Invalid("PNG encoding failed: " + s.message());
   }
   std::string out;
