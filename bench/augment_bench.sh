@@ -3,7 +3,7 @@
 # boxes (medpipe-examplegen, annotated by the annotate stage), measured in
 # one run:
 #
-#   medpipe augment stage, default transforms, PNG at the defaults (fast:
+#   medpipe augment stage, default transforms, PNG with png_compression: fast (
 #     ISA-L, filter none; image/png.h), 2 threads
 #   Python peer (bench/augment_peer.py: OpenCV's Python bindings + numpy, the
 #     same transforms and probabilities, PNG by zlib level 1, filter none),
@@ -51,7 +51,7 @@ stages:
   - id: aug
     kind: augment
     inputs: [ann]
-    params: {copies: $copies, splits: [unsplit]}
+    params: {copies: $copies, splits: [unsplit], png_compression: fast}
 YAML
 "$build/medpipe" run "$work/pipeline.yaml" --until ann --threads "$threads" >/dev/null 2>&1
 

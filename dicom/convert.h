@@ -77,7 +77,7 @@ struct ConvertOptions {
   // (`fast`), about 4x the speed of zlib level 1 Z_RLE with smaller files;
   // the zlib settings above remain as the `zlib` back end, whose bytes equal
   // what medpipe wrote before.
-  PngCompressor png_compression = PngCompressor::kFast;
+  PngCompressor png_compression = PngCompressor::kSmall;
   int png_level = 1;               // zlib back end only
   int png_filter = kPngFilterNone;  // filter mask (image/png.h); kPngAllFilters = adaptive
   int png_strategy = 3;            // zlib back end only: 0 default, 1 filtered, 2 huffman, 3 rle (Z_RLE)

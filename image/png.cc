@@ -123,12 +123,18 @@ constexpr size_t kIsalPad = ISAL_LOOK_AHEAD + 64;
 // Compresses in[0, n) into `*out` (resized to the stream's length).
 // REQUIRES: kIsalPad zero bytes follow in[n - 1].
 //
-// Every call gets a fresh ISA-L state from calloc. A state reused by the
-// thread, even re-initialised and zeroed, made the same input compress to
-// other bytes in some runs (an augmented PNG of the v4 pipeline differed
-// between thread counts in the ASan build; the release build showed it
-// under load), and fresh state never did. calloc'd blocks of this size come
-// straight from mmap as zero pages, so only the pages ISA-L touches cost.
+// Not byte-reproducible, hence not the default (image/png.h). Every call
+// gets a fresh ISA-L state from calloc, zero padding after its input and a
+// zeroed output buffer: a state reused by the thread made other bytes in
+// some runs. With all that, inside medpipe under load ISA-L still compressed
+// about one stream in 50,000 to another valid stream, one match apart (the
+// v4 pipeline wrote an odd augmented PNG in 3-5% of runs, at 1, 2 and 4
+// threads; libdeflate in 0 of ~150). Two calls in a row on the same buffers
+// could disagree, or agree on the odd stream, so calling again until two
+// agree did not cure it either. A standalone program never reproduced it
+// over 10^6 calls (alignment, bytes around every buffer, output size,
+// register contents, fresh pages, concurrent OpenCV work all varied); the
+// cause is not known.
 Status DeflateFast(const uint8_t* in, size_t n, std::vector<uint8_t>* out) {
   struct Free {
     void operator()(void* p) const { std::free(p); }

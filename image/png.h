@@ -4,10 +4,13 @@
 // It writes 8- and 16-bit greyscale and RGB, non-interlaced, with the PNG
 // filters (one, or several chosen per row as libpng chooses), and a choice of
 // deflate back end:
-//   fast   ISA-L igzip level 2: about 4x zlib level 1's speed, smaller files
-//          (KNOWN.md "Faster deflate"); the default;
 //   small  libdeflate level 6: the size of zlib level 6 (Pillow's) or
-//          smaller, at about 2.5x its speed;
+//          smaller, at about 2.5x its speed; the default;
+//   fast   ISA-L igzip level 2: about 4x zlib level 1's speed and 3x
+//          small's (KNOWN.md "Faster deflate"), but NOT byte-reproducible
+//          here: inside medpipe, under load, it now and then compresses the
+//          same rows to another valid stream (see DeflateFast in png.cc), so
+//          a rerun can write other bytes for the same pixels. Opt-in only;
 //   zlib   zlib at a given level and strategy, IDAT chunked as libpng does,
 //          so the bytes equal libpng's for the same settings (what medpipe
 //          wrote before this writer, and what other tools may expect).
@@ -43,7 +46,7 @@ inline constexpr int kPngAllFilters = 0xF8;
 Result<int> ParsePngFilterList(const std::string& text);
 
 struct PngOptions {
-  PngCompressor compressor = PngCompressor::kFast;
+  PngCompressor compressor = PngCompressor::kSmall;
   // One filter bit: every row uses it. Several: each row takes the one whose
   // residuals have the smallest sum of absolute (signed byte) values, ties to
   // the first of none, sub, up, avg, paeth: libpng's heuristic, reproduced
