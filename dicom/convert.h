@@ -73,10 +73,11 @@ struct ConvertOptions {
   // smaller: on the 8 real GE head-CT slices of shared/data/public, brain
   // window, 377 KB against 404 KB for the default strategy and 352 KB for
   // Pillow's level 6 adaptive (+7%); on the synthetic slices 17% smaller.
-  // Since the deflate back ends came (image/png.h), the default is ISA-L
-  // (`fast`), about 4x the speed of zlib level 1 Z_RLE with smaller files;
-  // the zlib settings above remain as the `zlib` back end, whose bytes equal
-  // what medpipe wrote before.
+  // Since the deflate back ends came (image/png.h), the default is
+  // libdeflate (`small`: files no larger than Pillow's); ISA-L (`fast`) is
+  // faster but not byte-reproducible (image/png.h). The zlib settings above
+  // remain as the `zlib` back end, whose bytes equal what medpipe wrote
+  // before.
   PngCompressor png_compression = PngCompressor::kSmall;
   int png_level = 1;               // zlib back end only
   int png_filter = kPngFilterNone;  // filter mask (image/png.h); kPngAllFilters = adaptive
