@@ -26,7 +26,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-
 // The executor block the tests append: fast polls, a short marker grace (the
 // workdir is a local disk), `shards` tasks at most.
 std::string SlurmBlock(int shards, int retries = 2) {

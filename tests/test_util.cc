@@ -220,9 +220,9 @@ std::string SnapshotDiff(const std::map<std::string, std::string>& a, const std:
   for (const auto& [path, bytes] : b) {
     if (!a.count(path)) out.push_back("only in the second: " + path);
   }
-  if (out.size() > 10) out.resize(10);
   std::string text;
-  for (const auto& line : out) text += line + "\n";
+  for (size_t i = 0; i < out.size() && i < 10; ++i) text += out[i] + "\n";
+  if (out.size() > 10) text += "and " + std::to_string(out.size() - 10) + " more\n";
   return text;
 }
 

@@ -65,7 +65,7 @@ std::map<std::string, std::string> Snapshot(const fs::path& dir);
 bool WaitFor(double timeout_s, const std::function<bool()>& done);
 
 // The paths whose content differs between two snapshots, or that only one
-// has (at most 10 lines): for a readable failure.
+// has (the first 10, then how many more): for a readable failure.
 std::string SnapshotDiff(const std::map<std::string, std::string>& a, const std::map<std::string, std::string>& b);
 
 // Number of complete lines in a stage's item journal.
