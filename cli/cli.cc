@@ -258,10 +258,19 @@ std::string StatusJson(const Pipeline& p, const std::vector<StageReport>& report
   return std::string(buf.GetString(), buf.GetSize()) + "\n";
 }
 
+// False, having said why, when another pipeline owns the workdir: its
+// stages are not this pipeline's to show or clean.
+bool OwnsWorkdir(const Pipeline& p) {
+  Status s = CheckWorkdirOwner(p);
+  if (!s.ok()) std::fprintf(stderr, "medpipe: %s\n", s.message().c_str());
+  return s.ok();
+}
+
 int Status_(const Args& args) {
   std::optional<Loaded> l = Load(args);
   if (!l) return kExitUsage;
   const Pipeline& p = l->pipeline;
+  if (!OwnsWorkdir(p)) return kExitUsage;
   std::vector<StageReport> reports = InspectPipeline(p, l->stages);
   if (args.json) {
     std::fputs(StatusJson(p, reports).c_str(), stdout);
@@ -310,6 +319,7 @@ int Clean(const Args& args) {
   std::optional<Loaded> l = Load(args);
   if (!l) return kExitUsage;
   const Pipeline& p = l->pipeline;
+  if (!OwnsWorkdir(p)) return kExitUsage;
   std::vector<std::string> all_ids;
   for (const auto& s : p.stages) all_ids.push_back(s.id);
   std::vector<std::string> ids(args.positional.begin() + 1, args.positional.end());

@@ -299,7 +299,7 @@ Result<std::vector<std::pair<std::string, std::string>>> StarterFiles(const std:
   if (name == "cxr") return StarterCxrFiles();
   if (name == "echo") return Files{{"data/summary.json", "[]\n"}, {"data/raw_data/", ""}};
   if (name == "hemorrhage") {
-    return Files{{"data/feedback.csv", "url,label,sop_uid\n"},
+    return Files{{"data/feedback.csv", "image_url,label,sop_uid\n"},
                  {"data/previous/images/", ""},
                  {"data/previous/boxes.coco.json", empty_coco},
                  {"data/roboflow/", ""}};

@@ -268,9 +268,13 @@ YAML::Node Params::GetObject(const std::string& name) const {
   return e && std::holds_alternative<YAML::Node>(e->value) ? std::get<YAML::Node>(e->value) : YAML::Node();
 }
 
-Status Params::Error(const std::string& name, const std::string& message) const {
+const SourceLoc& Params::Loc(const std::string& name) const {
   const Entry* e = Find(name);
-  const SourceLoc& loc = e && e->loc.line > 0 ? e->loc : block_loc_;
+  return e && e->loc.line > 0 ? e->loc : block_loc_;
+}
+
+Status Params::Error(const std::string& name, const std::string& message) const {
+  const SourceLoc& loc = Loc(name);
   return Status::Config(fmt::format("{}: stage '{}': params.{}: {}", loc.ToString(), stage_id_, name, message));
 }
 

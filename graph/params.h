@@ -74,6 +74,8 @@ class Params {
   std::map<std::string, std::string> Canonical() const;
 
   const std::string& stage_id() const { return stage_id_; }
+  // Where the param is written (the params block when it was not).
+  const SourceLoc& Loc(const std::string& name) const;
 
  private:
   struct Entry {

@@ -29,6 +29,11 @@ struct KindSpec {
   // its RunItems passes become job arrays. Whole-dataset kinds (merge,
   // split, validate, ...) always run in the controller.
   bool cluster_items = false;
+  // Paths inside object params, for the checks a run makes before any work:
+  // {param, key} says every mapping key `key`, at any depth of the object
+  // param `param`, holds a path relative to the pipeline file (merge's
+  // sources: [{path: ...}] is {"sources", "path"}).
+  std::vector<std::pair<std::string, std::string>> nested_paths;
 };
 
 class KindCatalog {

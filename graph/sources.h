@@ -12,7 +12,9 @@
 namespace medpipe {
 
 // One "file:line:col: stage 'X': params.p: PATH does not exist" per path
-// param whose value names nothing on disk.
+// param whose value names nothing on disk, and per path nested in an object
+// param as its kind declares (KindSpec::nested_paths), e.g.
+// "params.sources[1].path".
 std::vector<std::string> MissingSources(const Pipeline& pipeline);
 
 }  // namespace medpipe

@@ -13,10 +13,28 @@
 
 namespace medpipe {
 
-Progress::Progress(std::string stage_id) : stage_id_(std::move(stage_id)), start_(std::chrono::steady_clock::now()) {}
+namespace {
+
+int64_t SteadyNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+double SecondsSince(int64_t start_ns) { return static_cast<double>(SteadyNowNs() - start_ns) / 1e9; }
+
+}  // namespace
+
+Progress::Progress(std::string stage_id) : stage_id_(std::move(stage_id)), start_ns_(SteadyNowNs()) {}
+
+void Progress::StartPass(int64_t total) {
+  done_.store(0);
+  resumed_.store(0);
+  total_.store(total);
+  start_ns_.store(SteadyNowNs());
+}
 
 double Progress::Rate() const {
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  double secs = SecondsSince(start_ns_.load());
   int64_t fresh = done_.load() - resumed_.load();
   return secs > 0 ? fresh / secs : 0;
 }
@@ -29,8 +47,10 @@ double Progress::EtaSeconds() const {
 }
 
 std::string Progress::Line() const {
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  int64_t done = this->done(), total = this->total();
+  double secs = SecondsSince(start_ns_.load());
+  // Passes reset the counters together, but the drawing thread may read
+  // them mid-reset: a count shown never passes its total.
+  int64_t total = this->total(), done = std::min(this->done(), total);
   if (total <= 0) return fmt::format("  {:<20} running {}", stage_id_, HumanDuration(secs));
   double eta = EtaSeconds();
   int64_t resumed = resumed_.load();

@@ -24,6 +24,10 @@ class Progress {
  public:
   explicit Progress(std::string stage_id);
   void SetTotal(int64_t total) { total_.store(total); }
+  // A new pass over `total` items (a stage's second RunItems call, a Slurm
+  // worker's shard): done, resumed and the rate start again from zero, so a
+  // count never runs past its total.
+  void StartPass(int64_t total);
   // An item done in this attempt.
   void Advance(int64_t n = 1) { done_.fetch_add(n); }
   // An item taken from an earlier attempt's journal: it counts towards done
@@ -45,7 +49,7 @@ class Progress {
 
  private:
   std::string stage_id_;
-  std::chrono::steady_clock::time_point start_;
+  std::atomic<int64_t> start_ns_;  // of this pass, steady clock; atomic: the drawing thread reads it
   std::atomic<int64_t> done_{0};
   std::atomic<int64_t> resumed_{0};
   std::atomic<int64_t> total_{0};

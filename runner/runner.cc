@@ -250,9 +250,22 @@ class Execution {
     } else {
       Verdict v = Judge(d, p_.dir, dir, p_.seed, *external, input_fps, fp);
       if (v.up_to_date) {
+        Result<CommitRecord> commit = ReadCommit(dir);
+        out.output_fingerprint = commit->output_fingerprint;
+        int64_t problems = 0;
+        for (const auto& [kind, n] : commit->problems) problems += n;
+        // --strict is not in the fingerprint (it changes no output), so an
+        // up-to-date stage is judged on the problems its commit recorded:
+        // a strict rerun fails where a strict first run would have.
+        if (o_.strict && problems > 0) {
+          out.state = State::kFailed;
+          out.reason = fmt::format("strict: up to date, but its last run recorded {} problem{} (see {}/report.json)",
+                                   problems, problems == 1 ? "" : "s", d.id);
+          if (!o_.dry_run) board_->Log(fmt::format("FAILED {}: {}", d.id, out.reason));
+          return;
+        }
         out.state = State::kSkipped;
         out.reason = "up to date";
-        out.output_fingerprint = ReadCommit(dir)->output_fingerprint;
         if (!o_.dry_run) board_->Log(fmt::format("skip {}: up to date", d.id));
         return;
       }
@@ -295,6 +308,13 @@ class Execution {
     // Problems are never only in report.json: one console line per stage.
     if (std::string summary = ctx.ProblemSummary(); !summary.empty() && s.code() != Status::Code::kCancelled) {
       board_->Log(fmt::format("problems {}: {}", d.id, summary));
+    }
+    // A stage none of whose items worked produced nothing a user wants: it
+    // fails (its journal keeps the failures, so a rerun does not repeat them
+    // unless the inputs or params changed).
+    if (const ItemCounts& c = ctx.item_counts(); s.ok() && c.total > 0 && c.failed == c.total) {
+      s = Status::Failed(fmt::format("every one of its {} item{} failed (see the problems above and {}/report.json)",
+                                     c.total, c.total == 1 ? "" : "s", d.id));
     }
     if (s.ok() && o_.strict && ctx.problem_total() > 0) {
       s = Status::Invalid(fmt::format("strict: {} problem{} (see {}/report.json)", ctx.problem_total(),
@@ -366,7 +386,30 @@ class Execution {
   const LockHolder live_;  // for a dry run: the run holding the workdir, if any
 };
 
+fs::path OwnerFile(const fs::path& workdir) { return workdir / kMetaDir / "pipeline"; }
+
+// Records the pipeline owning `workdir` when nothing is recorded yet.
+Status ClaimWorkdir(Disk* disk, const Pipeline& p) {
+  if (StatPath(OwnerFile(p.workdir)).exists) return Status::OK();
+  return disk->WriteAtomic(OwnerFile(p.workdir),
+                           fmt::format("{}\n{}\n", p.name, fs::absolute(p.file).lexically_normal().string()),
+                           /*sync=*/false);
+}
+
 }  // namespace
+
+Status CheckWorkdirOwner(const Pipeline& p) {
+  Result<std::string> text = ReadFile(OwnerFile(p.workdir));
+  if (!text.ok()) return Status::OK();
+  std::vector<std::string> lines = Split(*text, '\n');
+  const std::string owner = lines.empty() ? std::string() : lines[0];
+  if (owner.empty() || owner == p.name) return Status::OK();
+  return Status::Config(fmt::format(
+      "workdir {} belongs to pipeline '{}'{}; pipeline '{}' ({}) must not share it: its stages would overwrite or "
+      "invalidate the other's. Give it a workdir of its own (workdir: in the file, or --set workdir=...)",
+      p.workdir.string(), owner, lines.size() > 1 && !lines[1].empty() ? " (" + lines[1] + ")" : "", p.name,
+      p.file));
+}
 
 LockHolder ProbeWorkdirLock(const fs::path& workdir) {
   LockHolder h;
@@ -406,6 +449,8 @@ Result<RunSummary> RunPipeline(const Pipeline& p, const std::vector<std::unique_
                                const RunOptions& o) {
   WorkdirLock lock;
   if (!o.dry_run) MEDPIPE_RETURN_IF_ERROR(lock.Acquire(p.workdir));
+  MEDPIPE_RETURN_IF_ERROR(CheckWorkdirOwner(p));
+  if (!o.dry_run) MEDPIPE_RETURN_IF_ERROR(ClaimWorkdir(o.disk ? o.disk : DefaultDisk(), p));
   RunOptions options = o;
   options.strict = o.strict || p.strict;
   if (options.executor.empty()) options.executor = p.executor.type;

@@ -67,9 +67,16 @@ LockHolder ProbeWorkdirLock(const fs::path& workdir);
 // REQUIRES: every name is a plain folder name (no '/', not "." or "..").
 Result<std::vector<fs::path>> CleanFolders(const fs::path& workdir, const std::vector<std::string>& names);
 
+// A workdir belongs to one pipeline name: the first run writes it into
+// <workdir>/.medpipe/pipeline, and a pipeline of another name using the same
+// workdir is refused (kConfig) before any work, as its stages would
+// overwrite, fail or clean the other's. A workdir without the file (new, or
+// from before this check) belongs to whoever runs first.
+Status CheckWorkdirOwner(const Pipeline& pipeline);
+
 // Runs `pipeline`. Fails (kConfig) before any work only for a bad selection:
 // an unknown --from/--until/--only/--force id, or --only on an input with no
-// checkpoint, or a workdir that another run holds.
+// checkpoint, a workdir that another run holds or another pipeline owns.
 // REQUIRES: stages[i] was built from pipeline.stages[i].
 Result<RunSummary> RunPipeline(const Pipeline& pipeline, const std::vector<std::unique_ptr<Stage>>& stages,
                                const RunOptions& options);

@@ -191,7 +191,7 @@ Result<std::vector<ItemResult>> StageContext::RunItems(const std::vector<ItemTas
     // A worker only reads the stage's journal: the controller owns it.
     MEDPIPE_ASSIGN_OR_RETURN(journal_, ItemJournal::Open(disk_, dir_, /*repair=*/!worker_));
   }
-  progress_->SetTotal(static_cast<int64_t>(tasks.size()));
+  progress_->StartPass(static_cast<int64_t>(tasks.size()));
   std::vector<ItemRecord> records(tasks.size());
   std::vector<char> state(tasks.size(), kPending);
 
@@ -296,7 +296,7 @@ Status StageContext::RunShard(const std::vector<ItemTask>& tasks, const ItemWork
   std::vector<ItemRecord> records(tasks.size());
   std::vector<char> state(tasks.size(), kPending);
   std::vector<size_t> todo;
-  progress_->SetTotal(static_cast<int64_t>(worker_->indexes.size()));
+  progress_->StartPass(static_cast<int64_t>(worker_->indexes.size()));
   for (size_t i : worker_->indexes) {
     if (i >= tasks.size()) return Status::Corruption(fmt::format("the shard names item {} of {}", i, tasks.size()));
     // A resubmitted task resumes from what its earlier attempt journaled.
@@ -325,7 +325,8 @@ std::vector<ItemResult> StageContext::Finish(const std::vector<ItemTask>& tasks,
     if (!rec.ok) {
       ++failed;
       if (rec.transient) ++transient;
-      Problem(tasks[i].key, rec.error, rec.transient ? "failed (will retry)" : "failed");
+      // Failed items are counted by what went wrong, not as one "failed".
+      Problem(tasks[i].key, rec.error, (rec.transient ? "failed, will retry: " : "failed: ") + ProblemKind(rec.error));
     }
   }
   std::lock_guard<std::mutex> lock(mu_);
@@ -347,16 +348,40 @@ Status StageContext::CompactJournal() {
   return journal_->Compact(records_);
 }
 
-void StageContext::Problem(const std::string& item, const std::string& reason, const std::string& kind) {
-  std::string k = kind;
-  if (k.empty()) {
-    // "27 image files ..." and "image files ..." are one kind: no leading count.
-    size_t start = reason.find_first_not_of("0123456789 ");
-    k = start == std::string::npos ? reason : reason.substr(start);
-    k = k.substr(0, k.find_first_of(":;(,"));
-    while (!k.empty() && k.back() == ' ') k.pop_back();
-    if (k.size() > 60) k = k.substr(0, 57) + "...";
+std::string ProblemKind(std::string_view reason) {
+  std::string_view r = reason;
+  std::string_view kind;
+  for (int hops = 0; hops < 4; ++hops) {
+    // "27 image files ..." and "image files ..." are one kind: no leading
+    // count (nor a line number left by a "file.csv:7:" prefix).
+    size_t start = r.find_first_not_of("0123456789 :");
+    if (start == std::string_view::npos) break;
+    r = r.substr(start);
+    size_t end = r.find_first_of(":;(,");
+    std::string_view head = r.substr(0, end);
+    // A leading path or file name ("/data/ct/LICENSE: not a DICOM file",
+    // "labels.csv:7: ...") names the item, not the kind: skip it, or every
+    // item would be a kind of its own.
+    const bool names_a_file = head.find('/') != std::string_view::npos ||
+                              (head.find(' ') == std::string_view::npos && head.find('.') != std::string_view::npos);
+    if (!names_a_file) {
+      kind = head;
+      break;
+    }
+    if (end == std::string_view::npos) break;
+    r = r.substr(end + 1);
   }
+  std::string k(kind);
+  while (!k.empty() && k.back() == ' ') k.pop_back();
+  if (k.size() > 60) {
+    size_t cut = k.rfind(' ', 57);
+    k = k.substr(0, cut == std::string::npos || cut < 20 ? 57 : cut) + "...";
+  }
+  return k.empty() ? "other" : k;
+}
+
+void StageContext::Problem(const std::string& item, const std::string& reason, const std::string& kind) {
+  std::string k = kind.empty() ? ProblemKind(reason) : kind;
   std::lock_guard<std::mutex> lock(mu_);
   problems_.push_back({std::move(k), item, reason});
 }

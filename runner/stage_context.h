@@ -99,6 +99,12 @@ struct WorkerShard {
   fs::path marker;              // written once every item of the shard is journaled
 };
 
+// The kind a problem is counted under, from its reason: up to the first
+// ':', ';', '(' or ',', without a leading count, path or file name, at most
+// 60 characters ("/data/ct/LICENSE: not a DICOM file" -> "not a DICOM
+// file"). "other" when nothing is left.
+std::string ProblemKind(std::string_view reason);
+
 struct InputArtifact {
   std::string id;
   fs::path dir;  // the input stage's folder; dataset file names are relative to it

@@ -56,6 +56,7 @@ namespace {
 
 struct BalanceOptions {
   double fraction = 0.5;
+  double tolerance = 0.02;  // a split ending outside fraction +/- tolerance is a problem
   std::vector<std::string> priority;
   bool skip_other_labels = false;
   std::string prefix;
@@ -493,10 +494,54 @@ class BalanceStage : public Stage {
     json += fmt::format("\n  }},\n  \"pool\": {{\"images\": {}, \"usable\": {}, \"used\": {}, \"unused\": {}}}\n}}\n",
                         pool.images.size(), usable, used, unused);
     MEDPIPE_RETURN_IF_ERROR(ctx.WriteOutput("balance.json", json));
+    for (size_t s = 0; s < n_splits; ++s) {
+      ReportMissedTarget(ctx, splits[s], before[s], after[s], need[s], quota[s], added[s], usable, shortfall,
+                         links.size() - out.images.size());
+    }
     return ctx.WriteDataset(out);
   }
 
  private:
+  // A split that ends outside target +/- tolerance is a problem naming the
+  // shortfall and why it was not filled, so a missed target is on the
+  // console and not only a counter in report.json.
+  void ReportMissedTarget(StageContext& ctx, const std::string& split, const SplitStats& before,
+                          const SplitStats& after, int64_t need, int64_t quota, int64_t added, int64_t usable,
+                          int64_t shortfall, size_t unlinked) const {
+    if (after.images == 0) return;
+    const double share = after.share();
+    if (std::abs(share - o_.fraction) <= o_.tolerance + 1e-12) return;
+    const std::string item = "split " + split;
+    const std::string head = fmt::format("negatives {:.1f}% against a target of {:.1f}% +/- {:.1f}", share * 100,
+                                         o_.fraction * 100, o_.tolerance * 100);
+    if (share > o_.fraction) {
+      std::string why = before.share() > o_.fraction + o_.tolerance
+                            ? fmt::format("it had {:.1f}% negatives before balancing, and balance adds negatives, "
+                                          "never removes them",
+                                          before.share() * 100)
+                            : "pool patients already in this split were kept here whole and overflowed its quota";
+      ctx.Problem(item, head + ": " + why, "target missed");
+      return;
+    }
+    const int64_t positives = after.images - after.negatives;
+    const int64_t short_by =
+        std::llround(static_cast<double>(positives) * o_.fraction / (1.0 - o_.fraction)) - after.negatives;
+    std::string why;
+    if (usable == 0) {
+      why = "the pool has no usable negative images";
+    } else if (quota < need) {
+      why = fmt::format("pool exhausted: {} usable pool images for a shortfall of {} over all splits, so this "
+                        "split's share was {}",
+                        usable, shortfall, quota);
+    } else {
+      why = fmt::format("{} of its quota of {} could be placed: the rest of the pool is pinned to other splits by "
+                        "patient or group, or in units larger than what was left",
+                        added, quota);
+    }
+    if (unlinked > 0) why += fmt::format("; {} images could not be linked", unlinked);
+    ctx.Problem(item, fmt::format("{}: {} negatives short; {}", head, short_by, why), "target missed");
+  }
+
   // Usable pool images without a patient id are grouped by their Roboflow
   // source name (group attribute) or stand alone: said in the run log and the
   // report with the count, or, with missing_patient: error, the stage fails.
@@ -545,6 +590,8 @@ Result<std::unique_ptr<Stage>> MakeBalance(const StageDecl& d, uint64_t) {
   BalanceOptions o;
   o.fraction = p.GetFloat("target_negative_fraction");
   if (!(o.fraction >= 0 && o.fraction < 1)) return p.Error("target_negative_fraction", "needs 0 <= f < 1");
+  o.tolerance = p.GetFloat("tolerance");
+  if (!(o.tolerance >= 0 && o.tolerance < 1)) return p.Error("tolerance", "needs 0 <= t < 1");
   o.priority = p.GetStringList("priority");
   std::vector<std::string> sorted = o.priority;
   std::sort(sorted.begin(), sorted.end());
@@ -574,6 +621,10 @@ void RegisterBalance(Registry* registry) {
   spec.max_inputs = 2;
   spec.params = {
       {"target_negative_fraction", ParamType::kFloat, "0.5", false, "share of negatives to reach in every split", {}},
+      {"tolerance", ParamType::kFloat, "0.02", false,
+       "a split whose negative share ends further than this from the target is a problem on the console "
+       "(0.02: 2 percentage points)",
+       {}},
       {"priority", ParamType::kStringList, "", false,
        "pool image labels, most wanted first, e.g. [FP, TN]; empty: no preference", {}},
       {"other_labels", ParamType::kString, "last", false,

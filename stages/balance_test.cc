@@ -5,6 +5,7 @@
 #include <set>
 
 #include "dataset/coco_io.h"
+#include "runner/checkpoint.h"
 #include "tests/test_util.h"
 
 namespace medpipe {
@@ -113,6 +114,39 @@ TEST_F(BalanceTest, ShortPoolIsDistributedInProportionToEachShortfall) {
   EXPECT_EQ(c["after.train.negatives"], 58);
   EXPECT_EQ(c["after.train.images"], 158);
   EXPECT_EQ(c["pool.unused"], 0);
+}
+
+// A split left outside target +/- tolerance is a problem naming the split,
+// the shortfall and its reason; a split within the tolerance is not.
+TEST_F(BalanceTest, MissedTargetIsAProblemWithItsReason) {
+  Dataset pool;
+  AddPool(&pool, "Q", 50, 1, "TN");
+  ASSERT_EQ(Run(SplitDataset(kSplits), pool).summary.exit_code, 0);
+  std::string report = testing::ReadText(dir_ / "work/b/report.json");
+  // train: 58 of 158 negatives (36.7%), 42 short of 100; the pool had 50 for 105.
+  EXPECT_NE(report.find("split train"), std::string::npos) << report;
+  EXPECT_NE(report.find("negatives 36.7% against a target of 50.0% +/- 2.0: 42 negatives short; pool exhausted"),
+            std::string::npos)
+      << report;
+  EXPECT_EQ(ReadCommit(dir_ / "work/b")->problems.at("target missed"), 3);
+
+  // A pool large enough fills every split: no problem.
+  TempDir big;
+  Dataset full;
+  AddPool(&full, "Q", 200, 1, "TN");
+  ASSERT_EQ(Run(SplitDataset(kSplits), full, "{}", {}, 7, big.path()).summary.exit_code, 0);
+  EXPECT_EQ(ReadCommit(big / "work/b")->problems.count("target missed"), 0u);
+
+  // Already above the target: balance cannot remove negatives, and says so.
+  TempDir above;
+  ASSERT_EQ(Run(SplitDataset({{"train", 2, 8}}), full, "{}", {}, 7, above.path()).summary.exit_code, 0);
+  EXPECT_NE(testing::ReadText(above / "work/b/report.json").find("never removes them"), std::string::npos);
+
+  // --strict turns the missed target into a failed run.
+  TempDir strict;
+  RunOptions o;
+  o.strict = true;
+  EXPECT_NE(Run(SplitDataset(kSplits), pool, "{}", o, 7, strict.path()).summary.exit_code, 0);
 }
 
 // Pool images without a patient id are grouped by their group or alone, and

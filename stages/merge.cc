@@ -506,6 +506,7 @@ void RegisterMerge(Registry* registry) {
               "duplicates kept once, images linked not copied";
   spec.min_inputs = 0;
   spec.max_inputs = -1;
+  spec.nested_paths = {{"sources", "path"}};
   spec.params = {
       {"sources", ParamType::kObject, "", false,
        "external datasets, merged after the inputs: a list of {path, prefix, source, format: auto|coco|roboflow}; "

@@ -299,5 +299,27 @@ TEST_F(ConventionsCliTest, MissingSourcesStopTheRunBeforeAnyWork) {
   EXPECT_FALSE(fs::exists(dir_ / "work")) << "nothing ran";
 }
 
+// Paths nested in lists and maps (merge's sources: [{path: ...}]) are
+// checked like top-level ones, each named with its place and file:line:col.
+TEST_F(ConventionsCliTest, NestedSourcePathsAreCheckedBeforeAnyWork) {
+  fs::create_directories(dir_ / "there");
+  testing::WriteText(dir_ / "there/a.json", "{\"images\": [], \"annotations\": [], \"categories\": []}");
+  testing::WriteText(dir_ / "m.yaml",
+                     "name: m\nworkdir: work\nstages:\n"
+                     "  - id: merged\n    kind: merge\n    params:\n      categories: [IPH]\n      sources:\n"
+                     "        - {path: there/a.json, prefix: a_}\n"
+                     "        - {path: missing_export, prefix: r_}\n");
+  const std::string m = (dir_ / "m.yaml").string();
+  ProcessResult v = Medpipe({"validate", m});
+  EXPECT_EQ(v.exit_code, 2) << v.err;
+  EXPECT_TRUE(Contains(v.err, "m.yaml:9:9: stage 'merged': params.sources[1].path: " +
+                                  (dir_ / "missing_export").string() + " does not exist"))
+      << v.err;
+  EXPECT_FALSE(Contains(v.err, "sources[0]")) << v.err;
+  ProcessResult r = Medpipe({"run", m});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_FALSE(fs::exists(dir_ / "work/merged")) << "nothing ran";
+}
+
 }  // namespace
 }  // namespace medpipe

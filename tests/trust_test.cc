@@ -142,6 +142,14 @@ TEST_F(TrustTest, ProblemsReachTheConsoleAndStatusAndStrictFailsOnThem) {
   ProcessResult s = Medpipe({"status", P()});
   EXPECT_TRUE(Contains(s.out, "problems ann: 8 no patient id")) << s.out;
 
+  // Strict is not in the fingerprint: the up-to-date stage is judged on the
+  // problems its commit recorded, with no rerun.
+  ProcessResult skipped = Medpipe({"run", P(), "--strict"});
+  EXPECT_EQ(skipped.exit_code, 1) << skipped.err;
+  EXPECT_TRUE(Contains(skipped.err, "strict: up to date, but its last run recorded 8 problems")) << skipped.err;
+  EXPECT_FALSE(Contains(skipped.err, "run ann")) << "nothing is redone: " << skipped.err;
+  EXPECT_EQ(Medpipe({"run", P()}).exit_code, 0) << "without --strict the same workdir passes";
+
   ProcessResult strict = Medpipe({"run", P(), "--strict", "--force", "ann"});
   EXPECT_EQ(strict.exit_code, 1) << strict.err;
   EXPECT_TRUE(Contains(strict.err, "stage ann FAILED: strict: 8 problems")) << strict.err;
@@ -152,6 +160,53 @@ TEST_F(TrustTest, ProblemsReachTheConsoleAndStatusAndStrictFailsOnThem) {
   ProcessResult typo = Medpipe({"run", P()});
   EXPECT_EQ(typo.exit_code, 2);
   EXPECT_TRUE(Contains(typo.err, "p.yaml:3:9: strict: expected true or false")) << typo.err;
+}
+
+// A stage none of whose items worked fails (a run that "succeeds" with
+// nothing in it hides the cause), and so does its rerun; one good item is
+// enough for it to pass with its problems.
+TEST_F(TrustTest, AStageWhoseEveryItemFailedFails) {
+  fs::remove_all(dir_ / "data/images");
+  fs::create_directories(dir_ / "data/images");
+  for (int i = 0; i < 3; ++i) testing::WriteText(dir_ / fmt::format("data/images/P{:04}_00{}.png", i + 1, i), "not a png");
+  testing::WriteText(dir_ / "data/boxes.coco.json", "{\"images\": [], \"annotations\": [], \"categories\": []}");
+  ProcessResult r = Medpipe({"run", P()});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(Contains(r.err, "every one of its 3 items failed")) << r.err;
+  EXPECT_TRUE(Contains(r.err, "problems ann: 3 problems")) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "work/ann/.medpipe/commit.json"));
+  ProcessResult again = Medpipe({"run", P()});
+  EXPECT_EQ(again.exit_code, 1) << again.err;
+  EXPECT_TRUE(Contains(again.err, "every one of its 3 items failed")) << again.err;
+  ProcessResult s = Medpipe({"status", P()});
+  EXPECT_TRUE(Contains(s.out, "every one of its 3 items failed")) << s.out;
+
+  testing::MakeExampleData(dir_ / "data", 1, 1);
+  ProcessResult fixed = Medpipe({"run", P()});
+  EXPECT_EQ(fixed.exit_code, 0) << fixed.err;
+}
+
+// A workdir belongs to one pipeline name: a variant file pointing at the
+// same workdir is refused before any work, and the original is untouched.
+TEST_F(TrustTest, AnotherPipelineCannotUseTheWorkdir) {
+  ASSERT_EQ(Medpipe({"run", P()}).exit_code, 0);
+  std::string text = testing::ReadText(dir_ / "p.yaml");
+  text.replace(text.find("name: trust"), 11, "name: variant");
+  text.replace(text.find("categories: [IPH, IVH, SAH, SDH]"), 32, "categories: [SDH]");
+  testing::WriteText(dir_ / "variant.yaml", text);
+  const std::string v = (dir_ / "variant.yaml").string();
+  for (const char* cmd : {"run", "status", "clean"}) {
+    ProcessResult r = Medpipe({cmd, v});
+    EXPECT_EQ(r.exit_code, 2) << cmd << ": " << r.err;
+    EXPECT_TRUE(Contains(r.err, "belongs to pipeline 'trust'")) << cmd << ": " << r.err;
+    EXPECT_TRUE(Contains(r.err, "pipeline 'variant'")) << r.err;
+  }
+  EXPECT_TRUE(fs::exists(dir_ / "work/four/dataset.json"));
+  ProcessResult s = Medpipe({"status", P()});
+  EXPECT_TRUE(Contains(s.out, "four                 filter     done")) << s.out;
+  EXPECT_TRUE(Contains(s.out, "ann                  annotate   done")) << s.out;
+  ProcessResult own = Medpipe({"run", v, "--set", "workdir=work_variant"});
+  EXPECT_EQ(own.exit_code, 0) << own.err;
 }
 
 TEST_F(TrustTest, StatusDuringALiveRunSaysRunningWithItsPid) {
@@ -180,6 +235,37 @@ TEST_F(TrustTest, WithoutATerminalProgressIsPrintedAsPlainLines) {
   EXPECT_TRUE(Contains(r.err, "progress  ann")) << r.err;
   EXPECT_TRUE(Contains(r.err, "/12 (")) << r.err;
   EXPECT_FALSE(Contains(r.err, "\x1b[")) << "no cursor codes when stderr is not a terminal";
+}
+
+// A stage's second pass starts its count again: 5066/2970 (171%) was the
+// first pass's items counted against the second's total.
+// Problem kinds group problems: a path or file name leading the reason is
+// the item, never a kind of its own (it was "/tmp/x/ct/LI..." per file).
+TEST(ProblemKindTest, KindsAreWhatWentWrongNotWhere) {
+  EXPECT_EQ(ProblemKind("/data/ct/series_a/LICENSE: not a DICOM file (no DICM preamble)"), "not a DICOM file");
+  EXPECT_EQ(ProblemKind("labels.csv:7: column Cardiomegaly: '2' is not 0 or 1"), "column Cardiomegaly");
+  EXPECT_EQ(ProblemKind("27 image files have no patient id"), "image files have no patient id");
+  EXPECT_EQ(ProblemKind("no patient id"), "no patient id");
+  EXPECT_EQ(ProblemKind("vol_003.nii.gz: truncated: 1048576 of 2097152 bytes"), "truncated");
+  EXPECT_EQ(ProblemKind("/a/b.dcm"), "other");
+  std::string long_reason(100, 'x');
+  long_reason.replace(30, 1, " ");
+  EXPECT_LE(ProblemKind(long_reason).size(), 60u);
+}
+
+TEST(ProgressTest, ASecondPassNeverCountsPastItsTotal) {
+  Progress p("checked");
+  p.StartPass(5);
+  p.AdvanceResumed(2);
+  p.Advance(3);
+  EXPECT_TRUE(Contains(p.Line(), "5/5 (100%)")) << p.Line();
+  p.StartPass(3);
+  EXPECT_TRUE(Contains(p.Line(), "0/3 (0%)")) << p.Line();
+  EXPECT_FALSE(Contains(p.Line(), "resumed")) << p.Line();
+  p.Advance(2);
+  EXPECT_TRUE(Contains(p.Line(), "2/3 (67%)")) << p.Line();
+  p.Advance(5);  // a miscount upstream is still never shown past the total
+  EXPECT_TRUE(Contains(p.Line(), "3/3 (100%)")) << p.Line();
 }
 
 TEST(ProgressTest, EtaAfterAResumeCountsOnlyThisAttemptsItems) {
