@@ -48,7 +48,8 @@ Status ReadVoxels(const fs::path& path, nifti_image* nim) {
     znzclose(fp);
     return Status::Invalid(fmt::format("{}: {} bytes of voxel data do not fit in memory", path.string(), want));
   }
-  if (znzseek(fp, static_cast<znz_off_t>(nim->iname_offset), SEEK_SET) == 0) {
+  // fseek answers 0 on success, gzseek the new offset; both -1 on failure.
+  if (znzseek(fp, static_cast<znz_off_t>(nim->iname_offset), SEEK_SET) >= 0) {
     // Read in pieces: gzread takes an unsigned int count.
     while (got < want) {
       size_t chunk = std::min<size_t>(want - got, size_t{1} << 26);
