@@ -313,25 +313,28 @@ Result<std::vector<Source>> CtPrepStage::FindSources(StageContext& ctx) const {
       ctx.Log(fmt::format("dicom folder {} holds {} series, each its own volume: {}", folder, members.size(), list));
       ctx.Count("multi_series_folders");
     }
+    // Names first: a folder's series are looked at together.
+    std::vector<std::string> names(all.size()), folders(all.size());
     for (size_t i = 0; i < all.size(); ++i) {
-      DicomSeries& series = all[i];
       const std::vector<size_t>& members = in_folder[folder_of[i]];
-      std::string name = folder_of[i], folder;
-      if (name.empty()) {
-        name = series.uid;
+      names[i] = folder_of[i];
+      if (names[i].empty()) {
+        names[i] = all[i].uid;
       } else if (members.size() > 1) {
         // Several series in one folder: each by its SeriesNumber when those
         // tell them apart, else by its UID.
         std::set<std::string> numbers;
         for (size_t m : members) numbers.insert(all[m].slices[0].series_number);
         bool by_number = numbers.size() == members.size() && !numbers.count("");
-        folder = name;
-        name += by_number ? "_s" + series.slices[0].series_number : "_" + series.uid;
+        folders[i] = names[i];
+        names[i] += by_number ? "_s" + all[i].slices[0].series_number : "_" + all[i].uid;
       }
+    }
+    for (size_t i = 0; i < all.size(); ++i) {
       Hasher h;
-      for (const auto& sl : series.slices) h.Field(stamp_of[sl.file.string()]);
-      std::string key = "dicom:" + series.uid;
-      add(Source{name, key, {}, std::move(series), h.HexDigest(), folder});
+      for (const auto& sl : all[i].slices) h.Field(stamp_of[sl.file.string()]);
+      std::string key = "dicom:" + all[i].uid;
+      add(Source{names[i], key, {}, std::move(all[i]), h.HexDigest(), folders[i]});
     }
   }
   return out;
