@@ -124,7 +124,9 @@ class CtPrepStage : public Stage {
     for (size_t i = 0; i < sources.size(); ++i) {
       auto it = meta.find(sources[i].name);
       if (it != meta.end()) meta_of[i] = &it->second;
+      // "v2": items journaled before volumes were reoriented are redone.
       tasks.push_back(ItemTask{sources[i].key, Hasher()
+                                                   .Field("v2")
                                                    .Field(sources[i].stamp)
                                                    .Field(o_.options_hash)
                                                    .Field(meta_of[i] ? meta_of[i]->text : "")
