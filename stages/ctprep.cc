@@ -16,7 +16,8 @@
 // train_1_a_1.nii.gz. A labels row names a volume by its name, or (DICOM)
 // by its SeriesInstanceUID, or by its folder: a folder's row labels every
 // series of that folder. The patient is group 1 of `patient_pattern` on the
-// name (train_1_a_1 -> train_1: patient 1, scan a, reconstruction 1).
+// name (train_1_a_1 -> train_1: patient 1, scan a, reconstruction 1); when it
+// does not match, the volume (a series of a multi-series folder: the folder).
 //
 // Orientation. Every volume is reoriented to `orientation` (RAS by default,
 // nibabel's as_closest_canonical; or LPS) from its NIfTI affine (sform,
@@ -159,8 +160,10 @@ class CtPrepStage : public Stage {
       if (std::regex_search(s.name, m, o_.patient_regex) && m.size() > 1 && m[1].length() > 0) {
         base.patient_id = m[1].str();
       } else {
-        base.patient_id = s.name;
-        ctx.Problem(s.name, "patient_pattern does not match; the volume is its own patient");
+        // The series of one folder stay one patient, so folds never split them.
+        base.patient_id = s.folder.empty() ? s.name : s.folder;
+        ctx.Problem(s.name, s.folder.empty() ? "patient_pattern does not match; the volume is its own patient"
+                                             : "patient_pattern does not match; its folder is the patient");
         ctx.Count("patient_pattern_misses");
       }
       base.source = ctx.id();

@@ -350,6 +350,10 @@ TEST(CtPrepStage, TwoSeriesInOneFolderAreTwoVolumes) {
   EXPECT_EQ(by["scan1_s2"]->labels, std::vector<std::string>{"Nodule"});
   EXPECT_EQ(by["scan1_s3"]->labels, std::vector<std::string>{"Nodule"});
   EXPECT_EQ(by[d]->labels, std::vector<std::string>{"Effusion"});
+  // patient_pattern does not match these names: a folder's series stay one patient.
+  EXPECT_EQ(by["scan1_s2"]->patient_id, "scan1");
+  EXPECT_EQ(by["scan1_s3"]->patient_id, "scan1");
+  EXPECT_EQ(by[c]->patient_id, "scan2");
   EXPECT_TRUE(fs::exists(dir / "work/prep/volumes/scan1_s2.npy"));
 }
 
