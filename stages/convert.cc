@@ -137,8 +137,10 @@ class ConvertStage : public Stage {
  public:
   explicit ConvertStage(ConvertStageOptions o) : o_(std::move(o)) {}
 
+  // Every file's name and stamp, sniffed or not: a rerun's check stats the
+  // folder and opens nothing.
   Result<std::string> ExternalFingerprint() const override {
-    MEDPIPE_ASSIGN_OR_RETURN(std::vector<SourceFile> files, ListDicomFiles(o_));
+    MEDPIPE_ASSIGN_OR_RETURN(std::vector<ListedFile> files, ListFiles(o_.dicoms, o_.recursive));
     Hasher h;
     for (const auto& f : files) h.Field(f.rel).Field(FileStamp(f.stat));
     return h.HexDigest();
