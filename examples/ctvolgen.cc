@@ -163,7 +163,11 @@ int main(int argc, char** argv) {
         labels_csv += "\n";
         if (p <= dicom_patients && s == 0 && r == 1) {
           // The same scan as a DICOM series: one file per axial slice, HU
-          // stored with intercept -1024, positions 1 step apart along z.
+          // stored with intercept -1024, positions 1 step apart along z. The
+          // NIfTI's voxel axes grow towards R, A, S (identity qform); DICOM's
+          // usual axial slice has its columns towards L and rows towards P,
+          // so pixel (c, r) is NIfTI voxel (n-1-c, n-1-r) and the first
+          // pixel lies at that voxel's place in LPS coordinates.
           const std::string dname = fmt::format("train_{}_a_3", p);
           std::string key = fmt::format("ctvolgen:{}:{}", seed, dname);
           labels_csv += dname;
@@ -179,11 +183,14 @@ int main(int argc, char** argv) {
             d.instance = z + 1;
             d.rows = d.cols = size;
             d.spacing_row = d.spacing_col = xy;
-            d.position = {-size * xy / 2, -size * xy / 2, z * zs};
+            d.position = {-(size - 1) * xy, -(size - 1) * xy, z * zs};
             d.intercept = -1024;
             d.stored.resize(static_cast<size_t>(size) * size);
-            for (size_t i = 0; i < d.stored.size(); ++i) {
-              d.stored[i] = static_cast<int16_t>(std::lround(hu[static_cast<size_t>(z) * size * size + i] + 1024));
+            for (int r = 0; r < size; ++r) {
+              for (int c = 0; c < size; ++c) {
+                size_t src = (static_cast<size_t>(z) * size + (size - 1 - r)) * size + (size - 1 - c);
+                d.stored[static_cast<size_t>(r) * size + c] = static_cast<int16_t>(std::lround(hu[src] + 1024));
+              }
             }
             Status st = WriteDicomSlice(root / "dicom" / dname / fmt::format("{:04d}.dcm", z), d);
             if (!st.ok()) {

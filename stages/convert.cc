@@ -2,11 +2,12 @@
 //
 // Every file under `dicoms` (recursive, with or without a .dcm extension) is
 // one item of RunItems, so a killed convert redoes only the files in flight.
-// A file that does not look like DICOM and has no DICOM extension is counted
-// and skipped; one that does but cannot be read or rendered is a per-item
-// problem with the reason. Attribute filters (slice thickness, modality) read
-// the header only and count each skip by reason. Every skipped file is also a
-// problem naming it and why, so a run that converts little says which files
+// A file plainly not DICOM (dicom/sniff.h: no DICOM extension, no DICM
+// magic, no plausible first tag) is left out of the items and counted
+// (skipped.not_dicom, one log line), not a problem; one that may be DICOM
+// but cannot be read or rendered is a per-item problem with the reason. Attribute filters (slice thickness, modality) read
+// the header only and count each skip by reason. Every other skipped file is
+// also a problem naming it and why, so a run that converts little says which files
 // it left out. Each frame becomes
 // images/<relative path without .dcm>[_f<frame>].png; the dataset lists it
 // with the identifying metadata (pseudonymised patient id when a salt is
@@ -23,6 +24,7 @@
 #include <map>
 
 #include "dicom/convert.h"
+#include "dicom/sniff.h"
 #include "stages/convert_params.h"
 #include "stages/registry.h"
 #include "util/hash.h"
@@ -38,15 +40,6 @@ struct ConvertStageOptions {
   std::string options_hash;  // of the conversion params: part of each item's fingerprint
 };
 
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
-bool HasDicomExtension(const fs::path& p) {
-  std::string ext = Lower(p.extension().string());
-  return ext == ".dcm" || ext == ".dicom" || ext == ".dic" || ext == ".ima";
-}
 
 struct SourceFile {
   std::string rel;
@@ -57,15 +50,24 @@ struct SourceFile {
 };
 
 // The files under the folder, sorted by relative path so ids and output bytes
-// never depend on directory order; hidden files and folders are left out.
-// Only an extension that marks DICOM is stripped from the output name, so
-// UID-named files ("1.2.840.113619.2.55.3.4") keep their whole name.
-Result<std::vector<SourceFile>> ListDicomFiles(const ConvertStageOptions& o) {
+// never depend on directory order; hidden files and folders are left out,
+// and so are files plainly not DICOM (dicom/sniff.h: a LICENSE, a README),
+// which are counted in `*not_dicom` (their first names in `*examples`)
+// rather than made items. Only an extension that marks DICOM is stripped
+// from the output name, so UID-named files ("1.2.840.113619.2.55.3.4") keep
+// their whole name.
+Result<std::vector<SourceFile>> ListDicomFiles(const ConvertStageOptions& o, int64_t* not_dicom = nullptr,
+                                               std::string* examples = nullptr) {
   MEDPIPE_ASSIGN_OR_RETURN(std::vector<ListedFile> listed, ListFiles(o.dicoms, o.recursive));
   std::vector<SourceFile> out;
   out.reserve(listed.size());
   std::map<std::string, std::string> first;
+  int64_t skipped = 0;
   for (auto& f : listed) {
+    if (!MaybeDicom(o.dicoms / f.rel)) {
+      if (++skipped <= 3 && examples) *examples += (skipped > 1 ? ", " : "") + f.rel;
+      continue;
+    }
     fs::path stem = f.rel;
     if (HasDicomExtension(stem)) stem.replace_extension();
     SourceFile sf{f.rel, o.dicoms / f.rel, f.stat, stem.generic_string(), ""};
@@ -73,6 +75,7 @@ Result<std::vector<SourceFile>> ListDicomFiles(const ConvertStageOptions& o) {
     if (!inserted) sf.collision = it->second;
     out.push_back(std::move(sf));
   }
+  if (not_dicom) *not_dicom = skipped;
   return out;
 }
 
@@ -134,15 +137,24 @@ class ConvertStage : public Stage {
  public:
   explicit ConvertStage(ConvertStageOptions o) : o_(std::move(o)) {}
 
+  // Every file's name and stamp, sniffed or not: a rerun's check stats the
+  // folder and opens nothing.
   Result<std::string> ExternalFingerprint() const override {
-    MEDPIPE_ASSIGN_OR_RETURN(std::vector<SourceFile> files, ListDicomFiles(o_));
+    MEDPIPE_ASSIGN_OR_RETURN(std::vector<ListedFile> files, ListFiles(o_.dicoms, o_.recursive));
     Hasher h;
     for (const auto& f : files) h.Field(f.rel).Field(FileStamp(f.stat));
     return h.HexDigest();
   }
 
   Status Run(StageContext& ctx) const override {
-    MEDPIPE_ASSIGN_OR_RETURN(std::vector<SourceFile> files, ListDicomFiles(o_));
+    int64_t not_dicom = 0;
+    std::string not_dicom_examples;
+    MEDPIPE_ASSIGN_OR_RETURN(std::vector<SourceFile> files, ListDicomFiles(o_, &not_dicom, &not_dicom_examples));
+    if (not_dicom > 0) {
+      ctx.Count("skipped.not_dicom", not_dicom);
+      ctx.Log(fmt::format("not DICOM: {} files under {} left out (e.g. {})", not_dicom, o_.dicoms.string(),
+                          not_dicom_examples));
+    }
     std::vector<ItemTask> tasks;
     tasks.reserve(files.size());
     for (const auto& f : files) {

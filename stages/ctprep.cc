@@ -6,11 +6,31 @@
 // finds the volumes, joins the CT-RATE metadata and labels CSVs, writes the
 // outputs and the dataset.
 //
-// Names. A volume's name is its file name without .nii/.nii.gz (a DICOM
-// series: its folder's path relative to `dicoms`). CSV keys are compared the
-// same way, so CT-RATE's "train_1_a_1.nii.gz" matches train_1_a_1.nii.gz.
-// The patient is group 1 of `patient_pattern` on the name (train_1_a_1 ->
-// train_1: patient 1, scan a, reconstruction 1).
+// Names. A volume's name is its file name without .nii/.nii.gz. A DICOM
+// series is named by its folder's path relative to `dicoms` ('/' as '_');
+// a folder holding several series (SeriesInstanceUID) makes one volume of
+// each, named <folder>_s<SeriesNumber> when every series there has its own
+// SeriesNumber, else <folder>_<SeriesInstanceUID> (series in the root
+// folder: the UID), never one volume standing for the folder. CSV keys are
+// compared the same way, so CT-RATE's "train_1_a_1.nii.gz" matches
+// train_1_a_1.nii.gz. A labels row names a volume by its name, or (DICOM)
+// by its SeriesInstanceUID, or by its folder: a folder's row labels every
+// series of that folder. The patient is group 1 of `patient_pattern` on the
+// name (train_1_a_1 -> train_1: patient 1, scan a, reconstruction 1); when it
+// does not match, the volume (a series of a multi-series folder: the folder).
+//
+// Orientation. Every volume is reoriented to `orientation` (RAS by default,
+// nibabel's as_closest_canonical; or LPS) from its NIfTI affine (sform,
+// else qform, else Analyze's x-reversed pixdim) or its DICOM
+// ImageOrientationPatient and positions, so NIfTI and DICOM sources give
+// the same tensor for the same scan. A tilted series is shifted onto an
+// untilted grid (gantry_tilt: resample) or refused; unequal steps are
+// interpolated onto equal ones (uneven_slices: resample) or refused; a
+// missing slice is always an error. The dataset records per volume the
+// orientation, the stored axes, the series UID and any correction.
+//
+// Files under `dicoms` that are plainly not DICOM (dicom/sniff.h: LICENSE,
+// README) are left out and counted (not_dicom_files), not problems.
 //
 // Scaling and spacing come from the metadata CSV when one is named (a volume
 // without a row is then a per-item error: its stored values would be read
@@ -35,6 +55,7 @@
 #include <regex>
 #include <set>
 
+#include "dicom/sniff.h"
 #include "stages/ctprep_params.h"
 #include "stages/registry.h"
 #include "util/csv.h"
@@ -51,7 +72,8 @@ struct Source {
   std::string key;   // the item key
   fs::path nifti;    // or
   DicomSeries series;
-  std::string stamp;  // size:mtime of every file
+  std::string stamp;   // size:mtime of every file
+  std::string folder;  // DICOM: the folder's name, a labels key for each of its series
 };
 
 std::string StampOf(const FileStat& st) { return fmt::format("{}:{}", st.size, st.mtime_ns); }
@@ -103,7 +125,9 @@ class CtPrepStage : public Stage {
     for (size_t i = 0; i < sources.size(); ++i) {
       auto it = meta.find(sources[i].name);
       if (it != meta.end()) meta_of[i] = &it->second;
+      // "v2": items journaled before volumes were reoriented are redone.
       tasks.push_back(ItemTask{sources[i].key, Hasher()
+                                                   .Field("v2")
                                                    .Field(sources[i].stamp)
                                                    .Field(o_.options_hash)
                                                    .Field(meta_of[i] ? meta_of[i]->text : "")
@@ -136,8 +160,10 @@ class CtPrepStage : public Stage {
       if (std::regex_search(s.name, m, o_.patient_regex) && m.size() > 1 && m[1].length() > 0) {
         base.patient_id = m[1].str();
       } else {
-        base.patient_id = s.name;
-        ctx.Problem(s.name, "patient_pattern does not match; the volume is its own patient");
+        // The series of one folder stay one patient, so folds never split them.
+        base.patient_id = s.folder.empty() ? s.name : s.folder;
+        ctx.Problem(s.name, s.folder.empty() ? "patient_pattern does not match; the volume is its own patient"
+                                             : "patient_pattern does not match; its folder is the patient");
         ctx.Count("patient_pattern_misses");
       }
       base.source = ctx.id();
@@ -152,10 +178,21 @@ class CtPrepStage : public Stage {
       base.attributes["spacing_after"] = Triple(doc["spacing_after"]);
       base.attributes["hu_min"] = doc["hu_min"].GetDouble();
       base.attributes["hu_max"] = doc["hu_max"].GetDouble();
+      base.attributes["orientation"] = std::string(doc["orientation"].GetString());
+      base.attributes["stored_orientation"] = std::string(doc["stored_orientation"].GetString());
+      if (!s.nifti.empty()) {
+        base.attributes["affine_source"] = std::string(doc["affine_source"].GetString());
+      } else {
+        base.attributes["series_uid"] = s.series.uid;
+        base.attributes["source_slices"] = static_cast<int64_t>(doc["source_slices"].GetInt());
+        base.attributes["gantry_tilt"] = doc["gantry_tilt"].GetDouble();
+        base.attributes["tilt_corrected"] = doc["tilt_corrected"].GetBool();
+        base.attributes["spacing_equalized"] = doc["spacing_equalized"].GetBool();
+      }
       if (doc.HasMember("preview")) base.attributes["preview"] = std::string(doc["preview"].GetString());
       if (doc.HasMember("nifti")) base.attributes["nifti"] = std::string(doc["nifti"].GetString());
       if (!o_.labels_csv.empty()) {
-        auto it = labels.find(s.name);
+        auto it = FindLabels(labels, s);
         base.attributes["labelled"] = it != labels.end();
         if (it != labels.end()) {
           base.labels = it->second;
@@ -179,7 +216,12 @@ class CtPrepStage : public Stage {
       }
     }
     // Volumes that failed count as present: their rows are not orphans.
-    for (const Source& src : sources) names.insert(src.name);
+    for (const Source& src : sources) {
+      names.insert(src.name);
+      if (!src.nifti.empty()) continue;
+      names.insert(src.series.uid);
+      if (!src.folder.empty()) names.insert(src.folder);
+    }
     for (const auto& [name, positives] : labels) {
       if (!names.count(name)) {
         ctx.Problem(o_.labels_csv.filename().string() + ":" + name, "a label row without a volume");
@@ -198,6 +240,15 @@ class CtPrepStage : public Stage {
   Result<std::map<std::string, std::vector<std::string>>> ReadLabels(StageContext& ctx,
                                                                      std::vector<Category>* categories) const;
   Result<std::string> PrepareOne(const Source& s, const Metadata* meta, ItemOutput& out) const;
+  // The labels row of `s`: by name, else (DICOM) by series UID, else by folder.
+  static std::map<std::string, std::vector<std::string>>::const_iterator FindLabels(
+      const std::map<std::string, std::vector<std::string>>& labels, const Source& s) {
+    auto it = labels.find(s.name);
+    if (it != labels.end() || !s.nifti.empty()) return it;
+    it = labels.find(s.series.uid);
+    if (it != labels.end() || s.folder.empty()) return it;
+    return labels.find(s.folder);
+  }
 
   CtPrepOptions o_;
 };
@@ -219,14 +270,20 @@ Result<std::vector<Source>> CtPrepStage::FindSources(StageContext& ctx) const {
     for (const auto& f : files) {
       std::string name = VolumeName(fs::path(f.rel).filename().string());
       if (name.empty()) continue;  // not .nii / .nii.gz
-      add(Source{name, "nifti:" + f.rel, o_.volumes / f.rel, {}, StampOf(f.stat)});
+      add(Source{name, "nifti:" + f.rel, o_.volumes / f.rel, {}, StampOf(f.stat), ""});
     }
   }
   if (!o_.dicoms.empty()) {
     MEDPIPE_ASSIGN_OR_RETURN(std::vector<ListedFile> files, ListFiles(o_.dicoms, true));
     std::vector<DicomSliceHeader> headers;
     std::map<std::string, std::string> stamp_of;
+    int64_t not_dicom = 0;
+    std::string not_dicom_examples;
     for (const auto& f : files) {
+      if (!MaybeDicom(o_.dicoms / f.rel)) {
+        if (++not_dicom <= 3) not_dicom_examples += (not_dicom > 1 ? ", " : "") + f.rel;
+        continue;
+      }
       Result<DicomSliceHeader> h = ReadSliceHeader(o_.dicoms / f.rel);
       if (!h.ok()) {
         ctx.Problem("dicom:" + f.rel, h.status().message());
@@ -236,17 +293,53 @@ Result<std::vector<Source>> CtPrepStage::FindSources(StageContext& ctx) const {
       stamp_of[h->file.string()] = f.rel + "=" + StampOf(f.stat);
       headers.push_back(std::move(h).value());
     }
-    for (DicomSeries& series : GroupSeries(std::move(headers))) {
-      // The series' name: the folder holding its first file, relative to
-      // `dicoms`, with '/' as '_' so the outputs stay one level deep.
-      fs::path rel = fs::relative(series.slices[0].file.parent_path(), o_.dicoms);
-      std::string name = rel.generic_string();
-      if (name.empty() || name == ".") name = series.uid;
-      std::replace(name.begin(), name.end(), '/', '_');
+    if (not_dicom > 0) {
+      ctx.Count("not_dicom_files", not_dicom);
+      ctx.Log(fmt::format("not DICOM: {} files under {} left out (e.g. {})", not_dicom, o_.dicoms.string(),
+                          not_dicom_examples));
+    }
+    std::vector<DicomSeries> all = GroupSeries(std::move(headers));
+    // The folder of each series (the folder holding its first file,
+    // relative to `dicoms`, '/' as '_' so outputs stay one level deep), and
+    // the series of each folder.
+    std::vector<std::string> folder_of(all.size());
+    std::map<std::string, std::vector<size_t>> in_folder;
+    for (size_t i = 0; i < all.size(); ++i) {
+      std::string folder = fs::relative(all[i].slices[0].file.parent_path(), o_.dicoms).generic_string();
+      if (folder == ".") folder.clear();
+      std::replace(folder.begin(), folder.end(), '/', '_');
+      folder_of[i] = folder;
+      in_folder[folder].push_back(i);
+    }
+    for (const auto& [folder, members] : in_folder) {
+      if (members.size() < 2 || folder.empty()) continue;
+      std::string list;
+      for (size_t i : members) list += fmt::format("{}{} ({} files)", list.empty() ? "" : ", ", all[i].uid, all[i].slices.size());
+      ctx.Log(fmt::format("dicom folder {} holds {} series, each its own volume: {}", folder, members.size(), list));
+      ctx.Count("multi_series_folders");
+    }
+    // Names first: a folder's series are looked at together.
+    std::vector<std::string> names(all.size()), folders(all.size());
+    for (size_t i = 0; i < all.size(); ++i) {
+      const std::vector<size_t>& members = in_folder[folder_of[i]];
+      names[i] = folder_of[i];
+      if (names[i].empty()) {
+        names[i] = all[i].uid;
+      } else if (members.size() > 1) {
+        // Several series in one folder: each by its SeriesNumber when those
+        // tell them apart, else by its UID.
+        std::set<std::string> numbers;
+        for (size_t m : members) numbers.insert(all[m].slices[0].series_number);
+        bool by_number = numbers.size() == members.size() && !numbers.count("");
+        folders[i] = names[i];
+        names[i] += by_number ? "_s" + all[i].slices[0].series_number : "_" + all[i].uid;
+      }
+    }
+    for (size_t i = 0; i < all.size(); ++i) {
       Hasher h;
-      for (const auto& sl : series.slices) h.Field(stamp_of[sl.file.string()]);
-      std::string key = "dicom:" + series.uid;
-      add(Source{name, key, {}, std::move(series), h.HexDigest()});
+      for (const auto& sl : all[i].slices) h.Field(stamp_of[sl.file.string()]);
+      std::string key = "dicom:" + all[i].uid;
+      add(Source{names[i], key, {}, std::move(all[i]), h.HexDigest(), folders[i]});
     }
   }
   return out;
@@ -332,20 +425,30 @@ Result<std::map<std::string, std::vector<std::string>>> CtPrepStage::ReadLabels(
 
 Result<std::string> CtPrepStage::PrepareOne(const Source& s, const Metadata* meta, ItemOutput& out) const {
   Volume v;
+  Affine affine{};
   double slope = 1, intercept = 0;
+  std::string affine_source;
+  std::optional<SeriesVolume> sv;
   if (!s.nifti.empty()) {
     MEDPIPE_ASSIGN_OR_RETURN(NiftiVolume n, ReadNifti(s.nifti));
     v = std::move(n.volume);
+    affine = n.affine;
+    affine_source = n.affine_source;
     if (!o_.metadata_csv.empty()) {
       if (!meta) return Status::Invalid(fmt::format("no row for {} in {}", s.name, o_.metadata_csv.filename().string()));
       slope = meta->slope, intercept = meta->intercept;
-      v.spacing = {meta->xy, meta->xy, meta->z};
+      v.spacing = {meta->xy, meta->xy, meta->z};  // of the stored axes: reoriented below with them
     } else {
       slope = n.slope, intercept = n.intercept;
     }
   } else {
-    MEDPIPE_ASSIGN_OR_RETURN(v, AssembleSeries(s.series));  // already in HU
+    MEDPIPE_ASSIGN_OR_RETURN(sv, AssembleSeries(s.series, o_.assemble));  // already in HU
+    v = std::move(sv->volume);
+    affine = sv->affine;
   }
+  Result<AxisMap> axes = ClosestCanonical(affine, o_.orientation);
+  if (!axes.ok()) return Status::Invalid(fmt::format("{}: {}", s.name, axes.status().message()));
+  if (!axes->identity()) v = Reorient(v, *axes);
   PrepOptions po = o_.prep;
   po.keep_hu = o_.nifti_output;
   StreamOutputs want;
@@ -371,6 +474,23 @@ Result<std::string> CtPrepStage::PrepareOne(const Source& s, const Metadata* met
   w.Double(r.hu.min);
   w.Key("hu_max");
   w.Double(r.hu.max);
+  w.Key("orientation");
+  w.String(CanonicalName(o_.orientation));
+  w.Key("stored_orientation");
+  w.String(AxisCodes(affine));
+  if (sv) {
+    w.Key("source_slices");
+    w.Int(sv->source_slices);
+    w.Key("gantry_tilt");
+    w.Double(std::round(sv->tilt_degrees * 100) / 100);
+    w.Key("tilt_corrected");
+    w.Bool(sv->tilt_corrected);
+    w.Key("spacing_equalized");
+    w.Bool(sv->spacing_equalized);
+  } else {
+    w.Key("affine_source");
+    w.String(affine_source);
+  }
   if (o_.slices) {
     w.Key("slices");
     w.StartArray();
@@ -393,7 +513,7 @@ Result<std::string> CtPrepStage::PrepareOne(const Source& s, const Metadata* met
   }
   if (o_.nifti_output) {
     std::string file = "volumes/" + s.name + ".nii.gz";
-    MEDPIPE_ASSIGN_OR_RETURN(std::string bytes, NiftiBytes(r.hu_volume, true));
+    MEDPIPE_ASSIGN_OR_RETURN(std::string bytes, NiftiBytes(r.hu_volume, true, o_.orientation));
     MEDPIPE_RETURN_IF_ERROR(out.WriteFile(file, bytes));
     w.Key("nifti");
     w.String(file);
@@ -419,7 +539,7 @@ void RegisterCtPrep(Registry* registry) {
   KindSpec spec;
   spec.name = "ctprep";
   spec.cluster_items = true;  // a cluster run sends its items to array tasks
-  spec.version = 1;
+  spec.version = 2;  // 2: reoriented volumes, tilt correction, one volume per series
   spec.help = "CT volumes (NIfTI, DICOM series) to training tensors: HU clip, resampling, crop/pad, window "
               "channels, CLAHE, .npy/.nii.gz/PNG; CT-RATE metadata and labels joined";
   spec.min_inputs = 0;

@@ -41,6 +41,17 @@ std::vector<ParamSpec> CtPrepParamSpecs() {
        "volume: one .npy per volume; slices: multi-window PNG slices for 2-D models", {"volume", "slices"}},
       {"slice_every", ParamType::kInt, "0", false, "slices mode: every k-th axial slice", {}},
       {"central_slices", ParamType::kInt, "0", false, "slices mode: the central n axial slices", {}},
+      {"orientation", ParamType::kString, "RAS", false,
+       "every volume reoriented (axis permutation and flips, nibabel's as_closest_canonical) so that W, H, D grow "
+       "towards R, A, S (RAS) or L, P, S (LPS)",
+       {"RAS", "LPS"}},
+      {"gantry_tilt", ParamType::kString, "resample", false,
+       "a tilted DICOM series: resample (shift each slice onto an untilted grid, as dcm2niix) or refuse",
+       {"resample", "refuse"}},
+      {"uneven_slices", ParamType::kString, "resample", false,
+       "a DICOM series with unequal steps (not missing slices, always refused): resample (linear, onto equal steps "
+       "of the smallest) or refuse",
+       {"resample", "refuse"}},
   };
 }
 
@@ -180,6 +191,9 @@ Result<CtPrepOptions> ParseCtPrepOptions(const Params& p) {
   } else if (o.slice_every > 0 || o.central_slices > 0) {
     return p.Error(o.slice_every > 0 ? "slice_every" : "central_slices", "only used with mode: slices");
   }
+  o.orientation = p.GetString("orientation") == "LPS" ? Canonical::kLPS : Canonical::kRAS;
+  o.assemble.resample_tilt = p.GetString("gantry_tilt") == "resample";
+  o.assemble.resample_uneven = p.GetString("uneven_slices") == "resample";
   // Every param but the CSV paths and label settings changes a volume's output.
   Hasher h;
   for (const auto& [name, json] : p.Canonical()) {

@@ -8,7 +8,9 @@
 
 #include "graph/pipeline.h"
 #include "util/fs.h"
+#include "volume/dicom_series.h"
 #include "volume/ops.h"
+#include "volume/orient.h"
 #include "volume/prep.h"
 
 namespace medpipe {
@@ -30,6 +32,8 @@ struct CtPrepOptions {
   int preview_slices = 5;
   bool slices = false;  // 2-D mode: PNG slices instead of the .npy
   int slice_every = 0, central_slices = 0;
+  Canonical orientation = Canonical::kRAS;  // every volume is reoriented to this
+  AssembleOptions assemble;                 // gantry tilt and uneven steps of DICOM series
   std::string options_hash;  // of every param that changes a volume's outputs
 };
 

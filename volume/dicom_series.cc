@@ -52,6 +52,8 @@ Result<DicomSliceHeader> ReadSliceHeader(const fs::path& file) {
     return Status::Invalid(file.string() + ": no SeriesInstanceUID");
   }
   h.series_uid = uid.c_str();
+  OFString number;
+  if (ds->findAndGetOFString(DCM_SeriesNumber, number).good()) h.series_number = number.c_str();
   for (unsigned long i = 0; i < 3; ++i) {
     if (ds->findAndGetFloat64(DCM_ImagePositionPatient, h.position[i], i).bad()) {
       return Status::Invalid(file.string() + ": no ImagePositionPatient");
@@ -127,7 +129,32 @@ Status DecodeSlice(const DicomSliceHeader& h, float* dst) {
 
 }  // namespace
 
-Result<Volume> AssembleSeries(const DicomSeries& series) {
+namespace {
+
+// dst(i, j) = src(i - sx, j - sy), bilinear, `fill` outside the slice. A
+// whole-slice translation has the same four weights at every pixel, so they
+// are computed once and exactly; OpenCV's warpAffine would round the
+// sub-pixel position to 1/32 of a pixel (its INTER_TAB_SIZE).
+void ShiftSlice(const float* src, int w, int h, double sx, double sy, float fill, float* dst) {
+  const double fx = std::floor(-sx), fy = std::floor(-sy);
+  const int ox = static_cast<int>(fx), oy = static_cast<int>(fy);
+  const double ax = -sx - fx, ay = -sy - fy;
+  auto at = [&](int x, int y) -> double {
+    return x >= 0 && x < w && y >= 0 && y < h ? src[static_cast<size_t>(y) * w + x] : fill;
+  };
+  for (int j = 0; j < h; ++j) {
+    for (int i = 0; i < w; ++i) {
+      const int x = i + ox, y = j + oy;
+      double top = (1 - ax) * at(x, y) + ax * at(x + 1, y);
+      double bottom = (1 - ax) * at(x, y + 1) + ax * at(x + 1, y + 1);
+      dst[static_cast<size_t>(j) * w + i] = static_cast<float>((1 - ay) * top + ay * bottom);
+    }
+  }
+}
+
+}  // namespace
+
+Result<SeriesVolume> AssembleSeries(const DicomSeries& series, const AssembleOptions& o) {
   auto invalid = [&](const std::string& why) {
     return Status::Invalid(fmt::format("series {}: {}", series.uid, why));
   };
@@ -149,58 +176,128 @@ Result<Volume> AssembleSeries(const DicomSeries& series) {
     }
   }
   const Vec3 n = Normal(first.orientation);
-  std::vector<size_t> order(series.slices.size());
+  const size_t count = series.slices.size();
+  std::vector<size_t> order(count);
   std::iota(order.begin(), order.end(), 0);
-  std::vector<double> d(series.slices.size());
-  for (size_t i = 0; i < d.size(); ++i) d[i] = Dot(series.slices[i].position, n);
+  std::vector<double> d(count);
+  for (size_t i = 0; i < count; ++i) d[i] = Dot(series.slices[i].position, n);
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return d[a] < d[b]; });
+  auto file_at = [&](size_t k) { return series.slices[order[k]].file.filename().string(); };
 
+  SeriesVolume out;
+  out.source_slices = static_cast<int>(count);
   std::vector<double> steps;
-  for (size_t k = 0; k + 1 < order.size(); ++k) {
+  double max_tan = 0;
+  for (size_t k = 0; k + 1 < count; ++k) {
     const Vec3& a = series.slices[order[k]].position;
     const Vec3& b = series.slices[order[k + 1]].position;
     Vec3 delta = {b[0] - a[0], b[1] - a[1], b[2] - a[2]};
     double along = Dot(delta, n);
-    if (along < 1e-3) {
-      return invalid(fmt::format("{} and {} are at the same position", series.slices[order[k]].file.filename().string(),
-                                 series.slices[order[k + 1]].file.filename().string()));
-    }
+    if (along < 1e-3) return invalid(fmt::format("{} and {} are at the same position", file_at(k), file_at(k + 1)));
     Vec3 side = {delta[0] - along * n[0], delta[1] - along * n[1], delta[2] - along * n[2]};
-    double tan_tilt = std::sqrt(Dot(side, side)) / along;
-    if (tan_tilt > kMaxTiltTan) {
-      return invalid(fmt::format("gantry tilt of {:.2f} degrees (positions move sideways along the stack); "
-                                 "resample it to an untilted grid first",
-                                 std::atan(tan_tilt) * 180 / M_PI));
-    }
+    max_tan = std::max(max_tan, std::sqrt(Dot(side, side)) / along);
     steps.push_back(along);
+  }
+  const bool tilted = max_tan > kMaxTiltTan;
+  if (tilted) {
+    out.tilt_degrees = std::atan(max_tan) * 180 / M_PI;
+    if (!o.resample_tilt) {
+      return invalid(fmt::format("gantry tilt of {:.2f} degrees (positions move sideways along the stack); "
+                                 "refused (gantry_tilt: refuse); gantry_tilt: resample corrects it",
+                                 out.tilt_degrees));
+    }
   }
   std::vector<double> sorted = steps;
   std::sort(sorted.begin(), sorted.end());
   const double typical = sorted[sorted.size() / 2];
+  bool uneven = false;
   for (size_t k = 0; k < steps.size(); ++k) {
     if (std::abs(steps[k] - typical) <= kStepTolerance * typical) continue;
     double ratio = steps[k] / typical;
-    const std::string& fa = series.slices[order[k]].file.filename().string();
-    const std::string& fb = series.slices[order[k + 1]].file.filename().string();
     if (ratio > 1.5 && std::abs(ratio - std::round(ratio)) < 0.1) {
       return invalid(fmt::format("missing slice(s): a step of {:.3g} mm between {} and {} where the spacing is "
                                  "{:.3g} mm ({} slice(s) missing)",
-                                 steps[k], fa, fb, typical, static_cast<int>(std::round(ratio)) - 1));
+                                 steps[k], file_at(k), file_at(k + 1), typical, static_cast<int>(std::round(ratio)) - 1));
     }
-    return invalid(fmt::format("unequal spacing: a step of {:.3g} mm between {} and {} where the spacing is {:.3g} mm",
-                               steps[k], fa, fb, typical));
+    if (!o.resample_uneven) {
+      return invalid(fmt::format("unequal spacing: a step of {:.3g} mm between {} and {} where the spacing is {:.3g} mm",
+                                 steps[k], file_at(k), file_at(k + 1), typical));
+    }
+    uneven = true;
   }
 
-  Volume v;
-  v.nx = first.cols;
-  v.ny = first.rows;
-  v.nz = static_cast<int>(order.size());
-  v.spacing = {first.spacing_col, first.spacing_row, std::accumulate(steps.begin(), steps.end(), 0.0) / steps.size()};
-  v.data.resize(v.size());
-  for (int z = 0; z < v.nz; ++z) {
-    MEDPIPE_RETURN_IF_ERROR(DecodeSlice(series.slices[order[z]], v.data.data() + z * v.slice_size()));
+  // Decode every slice in stack order; shift tilted ones onto the line
+  // through the stack's centre along the normal.
+  const int w = first.cols, h = first.rows;
+  const size_t plane = static_cast<size_t>(w) * h;
+  const Vec3 row = {first.orientation[0], first.orientation[1], first.orientation[2]};
+  const Vec3 col = {first.orientation[3], first.orientation[4], first.orientation[5]};
+  const Vec3& p_first = series.slices[order.front()].position;
+  const Vec3& p_last = series.slices[order.back()].position;
+  const Vec3 centre = {(p_first[0] + p_last[0]) / 2, (p_first[1] + p_last[1]) / 2, (p_first[2] + p_last[2]) / 2};
+  std::vector<double> t(count);  // each slice's place along the normal, from the centre
+  std::vector<float> stack(plane * count), decoded(tilted ? plane : 0);
+  for (size_t k = 0; k < count; ++k) {
+    const DicomSliceHeader& sl = series.slices[order[k]];
+    Vec3 rel = {sl.position[0] - centre[0], sl.position[1] - centre[1], sl.position[2] - centre[2]};
+    t[k] = Dot(rel, n);
+    float* dst = stack.data() + k * plane;
+    if (!tilted) {
+      MEDPIPE_RETURN_IF_ERROR(DecodeSlice(sl, dst));
+      continue;
+    }
+    MEDPIPE_RETURN_IF_ERROR(DecodeSlice(sl, decoded.data()));
+    Vec3 side = {rel[0] - t[k] * n[0], rel[1] - t[k] * n[1], rel[2] - t[k] * n[2]};
+    ShiftSlice(decoded.data(), w, h, Dot(side, row) / first.spacing_col, Dot(side, col) / first.spacing_row, o.fill_hu,
+               dst);
   }
-  return v;
+  out.tilt_corrected = tilted;
+
+  Volume& v = out.volume;
+  v.nx = w;
+  v.ny = h;
+  v.spacing = {first.spacing_col, first.spacing_row, (t.back() - t.front()) / static_cast<double>(count - 1)};
+  std::vector<double> new_t = t;
+  if (uneven) {
+    // Equal steps of (about) the smallest step, the end slices kept.
+    const double span = t.back() - t.front();
+    const int slices = static_cast<int>(std::lround(span / sorted.front())) + 1;
+    new_t.resize(static_cast<size_t>(slices));
+    for (int j = 0; j < slices; ++j) new_t[static_cast<size_t>(j)] = t.front() + span * j / (slices - 1);
+    v.spacing[2] = span / (slices - 1);
+    out.spacing_equalized = true;
+  }
+  v.nz = static_cast<int>(new_t.size());
+  if (!uneven) {
+    v.data = std::move(stack);
+  } else {
+    v.data.resize(v.size());
+    size_t k = 0;
+    for (size_t j = 0; j < new_t.size(); ++j) {
+      while (k + 2 < count && t[k + 1] <= new_t[j]) ++k;
+      const double a = std::clamp((new_t[j] - t[k]) / (t[k + 1] - t[k]), 0.0, 1.0);
+      const float* lo = stack.data() + k * plane;
+      const float* hi = lo + plane;
+      float* dst = v.data.data() + j * plane;
+      for (size_t i = 0; i < plane; ++i) dst[i] = static_cast<float>((1 - a) * lo[i] + a * hi[i]);
+    }
+  }
+  // The voxel grid in LPS+ (DICOM's patient space), then as RAS+.
+  const Vec3 origin = {centre[0] + new_t.front() * n[0], centre[1] + new_t.front() * n[1],
+                       centre[2] + new_t.front() * n[2]};
+  for (size_t r = 0; r < 3; ++r) {
+    const double sign = r < 2 ? -1 : 1;
+    out.affine[r][0] = sign * row[r] * v.spacing[0];
+    out.affine[r][1] = sign * col[r] * v.spacing[1];
+    out.affine[r][2] = sign * n[r] * v.spacing[2];
+    out.affine[r][3] = sign * origin[r];
+  }
+  return out;
+}
+
+Result<Volume> AssembleSeries(const DicomSeries& series) {
+  MEDPIPE_ASSIGN_OR_RETURN(SeriesVolume sv, AssembleSeries(series, AssembleOptions{}));
+  return std::move(sv.volume);
 }
 
 }  // namespace medpipe

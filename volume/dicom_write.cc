@@ -40,6 +40,7 @@ Status WriteDicomSlice(const fs::path& path, const DicomSliceSpec& s) {
   put(DCM_SeriesInstanceUID, s.series_uid);
   put(DCM_FrameOfReferenceUID, s.frame_of_reference_uid);
   put(DCM_InstanceNumber, std::to_string(s.instance));
+  if (!s.series_number.empty()) put(DCM_SeriesNumber, s.series_number);
   put(DCM_ImagePositionPatient, fmt::format("{:.4f}\\{:.4f}\\{:.4f}", s.position[0], s.position[1], s.position[2]));
   put(DCM_ImageOrientationPatient, fmt::format("{:.6f}\\{:.6f}\\{:.6f}\\{:.6f}\\{:.6f}\\{:.6f}", s.orientation[0],
                                                s.orientation[1], s.orientation[2], s.orientation[3],

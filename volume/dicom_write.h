@@ -17,6 +17,7 @@ namespace medpipe {
 struct DicomSliceSpec {
   std::string patient_id, study_uid, series_uid, sop_uid, frame_of_reference_uid;
   int instance = 1;
+  std::string series_number;  // SeriesNumber; "" leaves it out
   int rows = 0, cols = 0;
   double spacing_row = 1, spacing_col = 1;
   std::array<double, 3> position{};

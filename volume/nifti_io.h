@@ -10,6 +10,7 @@
 
 #include "util/fs.h"
 #include "util/status.h"
+#include "volume/orient.h"
 #include "volume/volume.h"
 
 namespace medpipe {
@@ -21,17 +22,28 @@ struct NiftiVolume {
   double slope = 1, intercept = 0;
   bool has_scaling = false;
   std::string datatype;  // nifticlib's name of the stored type, e.g. "INT16"
+  // Voxel to RAS+ world, chosen as nibabel's get_best_affine does: the sform
+  // when sform_code is set, else the qform when qform_code is set, else
+  // Analyze's diag(-dx, dy, dz) (x reversed). `affine_source` says which:
+  // "sform", "qform" or "pixdim".
+  Affine affine{};
+  std::string affine_source;
 };
 
 // Reads a 3-D volume (a 4-D file with one time point is accepted). Anything
-// else, or an unreadable or truncated file, is kInvalid naming the file.
+// else, or an unreadable file, is kInvalid naming the file. A file whose
+// voxel data ends early (a cut download, a truncated .nii or .nii.gz) is
+// kInvalid saying how many bytes and slices are missing: nifticlib pads a
+// short read with zeros and reports success, so the bytes are read and
+// counted here, never trusted to it.
 Result<NiftiVolume> ReadNifti(const fs::path& path);
 
 // The bytes of a NIfTI-1 file holding `v` as FLOAT32 with its spacing in
 // pixdim, an identity-scaled header (scl_slope 1) and a qform of the spacing
-// (RAS axes, origin 0). `gzip`: the .nii.gz form. The file is written by
+// whose voxel axes grow towards `orientation` (RAS: identity rotation; LPS:
+// x and y reversed), origin 0. `gzip`: the .nii.gz form. The file is written by
 // nifticlib to a private temporary path and read back, since nifticlib
 // writes only to files; the caller stores the bytes where it wants.
-Result<std::string> NiftiBytes(const Volume& v, bool gzip);
+Result<std::string> NiftiBytes(const Volume& v, bool gzip, Canonical orientation = Canonical::kRAS);
 
 }  // namespace medpipe
