@@ -363,10 +363,7 @@ Result<std::unique_ptr<Stage>> MakeExport(const StageDecl& d, uint64_t) {
     if (on) return p.Error("formats", "format '" + f + "' is listed twice");
     on = true;
   }
-  const std::string materialize = p.GetString("materialize");
-  o.materialize = materialize == "copy"      ? LinkMode::kCopy
-                  : materialize == "symlink" ? LinkMode::kSymlink
-                                             : LinkMode::kHardlink;
+  o.materialize = MaterializeMode(p.GetString("materialize"));
   return std::unique_ptr<Stage>(new ExportStage(o));
 }
 
@@ -387,10 +384,7 @@ void RegisterExport(Registry* registry) {
        "what to write: roboflow (split folders with COCO files), csv (dataset.csv) and/or yolo (images/, labels/ "
        "and data.yaml for Ultralytics)",
        {}},
-      {"materialize", ParamType::kString, "hardlink", false,
-       "how images are put in the export: hardlink (a copy where the filesystem refuses), copy, or symlink (links "
-       "into the upstream stages: the export breaks when they are cleaned or it is copied)",
-       {"hardlink", "copy", "symlink"}},
+      MaterializeParam(),
   };
   registry->Add(StageKind{std::move(spec), MakeExport});
 }
