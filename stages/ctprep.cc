@@ -57,6 +57,7 @@
 
 #include "dicom/sniff.h"
 #include "stages/ctprep_params.h"
+#include "stages/label_table.h"
 #include "stages/registry.h"
 #include "util/csv.h"
 #include "util/hash.h"
@@ -140,9 +141,11 @@ class CtPrepStage : public Stage {
 
     // Labels: joined after the items, so a changed labels file redoes no volume.
     Dataset ds;
-    std::map<std::string, std::vector<std::string>> labels;
+    LabelTable table;
+    std::map<std::string, const LabelRow*> labels;  // by volume name
     if (!o_.labels_csv.empty()) {
-      MEDPIPE_ASSIGN_OR_RETURN(labels, ReadLabels(ctx, &ds.categories));
+      MEDPIPE_ASSIGN_OR_RETURN(table, ReadLabels(ctx, &ds.categories));
+      for (const LabelRow& row : table.rows) labels.emplace(row.id, &row);
     }
     std::set<std::string> names;
     int64_t prepared = 0;
@@ -195,7 +198,7 @@ class CtPrepStage : public Stage {
         auto it = FindLabels(labels, s);
         base.attributes["labelled"] = it != labels.end();
         if (it != labels.end()) {
-          base.labels = it->second;
+          SetImageLabels(table, *it->second, &base);
         } else {
           ctx.Problem(s.name, "no row in the labels CSV");
           ctx.Count("volumes_without_labels");
@@ -222,7 +225,7 @@ class CtPrepStage : public Stage {
       names.insert(src.series.uid);
       if (!src.folder.empty()) names.insert(src.folder);
     }
-    for (const auto& [name, positives] : labels) {
+    for (const auto& [name, row] : labels) {
       if (!names.count(name)) {
         ctx.Problem(o_.labels_csv.filename().string() + ":" + name, "a label row without a volume");
         ctx.Count("label_rows_without_volume");
@@ -237,12 +240,12 @@ class CtPrepStage : public Stage {
  private:
   Result<std::vector<Source>> FindSources(StageContext& ctx) const;
   Result<std::map<std::string, Metadata>> ReadMetadata(StageContext& ctx) const;
-  Result<std::map<std::string, std::vector<std::string>>> ReadLabels(StageContext& ctx,
-                                                                     std::vector<Category>* categories) const;
+  // The labels CSV, read as stages/label_table.h says (unknown cells kept).
+  Result<LabelTable> ReadLabels(StageContext& ctx, std::vector<Category>* categories) const;
   Result<std::string> PrepareOne(const Source& s, const Metadata* meta, ItemOutput& out) const;
   // The labels row of `s`: by name, else (DICOM) by series UID, else by folder.
-  static std::map<std::string, std::vector<std::string>>::const_iterator FindLabels(
-      const std::map<std::string, std::vector<std::string>>& labels, const Source& s) {
+  template <typename Map>
+  static typename Map::const_iterator FindLabels(const Map& labels, const Source& s) {
     auto it = labels.find(s.name);
     if (it != labels.end() || !s.nifti.empty()) return it;
     it = labels.find(s.series.uid);
@@ -372,55 +375,17 @@ Result<std::map<std::string, Metadata>> CtPrepStage::ReadMetadata(StageContext& 
   return out;
 }
 
-Result<std::map<std::string, std::vector<std::string>>> CtPrepStage::ReadLabels(
-    StageContext& ctx, std::vector<Category>* categories) const {
-  MEDPIPE_ASSIGN_OR_RETURN(CsvTable t, ReadCsv(o_.labels_csv.string()));
-  int key = t.Column(o_.label_key);
-  if (key < 0) return Status::Failed(fmt::format("{}: no column '{}'", o_.labels_csv.string(), o_.label_key));
-  std::vector<int> cols;
-  if (!o_.label_columns.empty()) {
-    for (const std::string& name : o_.label_columns) {
-      int c = t.Column(name);
-      if (c < 0) return Status::Failed(fmt::format("{}: no label column '{}'", o_.labels_csv.string(), name));
-      cols.push_back(c);
-    }
-  } else {
-    // Every column but the key whose cells are all 0 or 1.
-    for (int c = 0; c < static_cast<int>(t.header.size()); ++c) {
-      if (c == key) continue;
-      bool binary = !t.rows.empty();
-      for (const CsvRow& row : t.rows) binary = binary && (row.fields[c] == "0" || row.fields[c] == "1");
-      if (binary) cols.push_back(c);
-    }
-    if (cols.empty()) return Status::Failed(o_.labels_csv.string() + ": no column of 0/1 labels");
+Result<LabelTable> CtPrepStage::ReadLabels(StageContext& ctx, std::vector<Category>* categories) const {
+  LabelTableOptions lo;
+  lo.id_column = o_.label_key;
+  lo.label_columns = o_.label_columns;
+  lo.exclude_columns = o_.exclude_columns;
+  lo.normalize_id = [](const std::string& key) { return VolumeName(key, true); };
+  MEDPIPE_ASSIGN_OR_RETURN(LabelTable t, ReadLabelTable(o_.labels_csv, lo, ctx));
+  for (size_t i = 0; i < t.labels.size(); ++i) {
+    categories->push_back(Category{static_cast<int64_t>(i) + 1, t.labels[i], "finding"});
   }
-  for (size_t i = 0; i < cols.size(); ++i) {
-    categories->push_back(Category{static_cast<int64_t>(i) + 1, t.header[cols[i]], "finding"});
-  }
-  for (const CsvError& e : t.errors) {
-    ctx.Problem(fmt::format("{}:{}", o_.labels_csv.filename().string(), e.line), e.reason, "malformed CSV row");
-  }
-  std::map<std::string, std::vector<std::string>> out;
-  for (const CsvRow& row : t.rows) {
-    std::vector<std::string> positives;
-    bool ok = true;
-    for (int c : cols) {
-      const std::string& v = row.fields[c];
-      if (v == "1" || v == "1.0") positives.push_back(t.header[c]);
-      else if (v != "0" && v != "0.0") ok = false;
-    }
-    std::string where = fmt::format("{}:{}", o_.labels_csv.filename().string(), row.line);
-    if (!ok) {
-      ctx.Problem(where, "a label cell is not 0 or 1; row skipped");
-      ctx.Count("bad_label_rows");
-      continue;
-    }
-    if (!out.emplace(VolumeName(row.fields[key], true), std::move(positives)).second) {
-      ctx.Problem(where, "a second row for " + row.fields[key] + "; the first is kept");
-      ctx.Count("duplicate_label_rows");
-    }
-  }
-  return out;
+  return t;
 }
 
 Result<std::string> CtPrepStage::PrepareOne(const Source& s, const Metadata* meta, ItemOutput& out) const {

@@ -21,7 +21,10 @@ std::vector<ParamSpec> CtPrepParamSpecs() {
        false, "column names of metadata_csv", {}},
       {"labels_csv", ParamType::kPath, "", false, "multi-label CSV: a key column and columns of 0/1", {}},
       {"label_key", ParamType::kString, "VolumeName", false, "labels_csv column naming the volume (e.g. AccessionNo)", {}},
-      {"label_columns", ParamType::kStringList, "[]", false, "label columns; empty: every column of 0/1", {}},
+      {"label_columns", ParamType::kStringList, "[]", false,
+       "label columns; empty: every column but label_key and exclude_columns (a column of text alone is left out)",
+       {}},
+      {"exclude_columns", ParamType::kStringList, "[]", false, "labels_csv columns that are not labels", {}},
       {"patient_pattern", ParamType::kString, "^([A-Za-z]+_[0-9]+)", false,
        "regex on the volume name whose group 1 is the patient (train_1_a_1 -> train_1)", {}},
       {"hu_range", ParamType::kStringList, "[-1000, 400]", false, "HU clip range [low, high]", {}},
@@ -133,6 +136,7 @@ Result<CtPrepOptions> ParseCtPrepOptions(const Params& p) {
   }
   o.label_key = p.GetString("label_key");
   o.label_columns = p.GetStringList("label_columns");
+  o.exclude_columns = p.GetStringList("exclude_columns");
   try {
     o.patient_regex = std::regex(p.GetString("patient_pattern"), std::regex::ECMAScript);
   } catch (const std::regex_error& e) {
@@ -197,7 +201,8 @@ Result<CtPrepOptions> ParseCtPrepOptions(const Params& p) {
   // Every param but the CSV paths and label settings changes a volume's output.
   Hasher h;
   for (const auto& [name, json] : p.Canonical()) {
-    if (name == "labels_csv" || name == "label_key" || name == "label_columns" || name == "patient_pattern" ||
+    if (name == "labels_csv" || name == "label_key" || name == "label_columns" || name == "exclude_columns" ||
+        name == "patient_pattern" ||
         name == "volumes" || name == "dicoms" || name == "metadata_csv") {
       continue;
     }

@@ -24,7 +24,8 @@ struct CtPrepOptions {
   fs::path volumes, dicoms, metadata_csv, labels_csv;
   MetadataColumns metadata_columns;
   std::string label_key = "VolumeName";
-  std::vector<std::string> label_columns;  // empty: every 0/1 column
+  std::vector<std::string> label_columns;    // empty: by header (stages/label_table.h)
+  std::vector<std::string> exclude_columns;  // never labels
   std::regex patient_regex;
   PrepOptions prep;
   NpyType dtype = NpyType::kFloat16;

@@ -108,7 +108,7 @@ TEST_F(EchoPipelineTest, TheCsvHasTheSeedsColumnsAndOneRowPerExistingFile) {
     for (const auto& e : fs::directory_iterator(Out() / d)) {
       ++files;
       EXPECT_TRUE(paths.count(e.path().lexically_relative(Out()).string())) << e.path();
-      EXPECT_TRUE(fs::is_symlink(e.path())) << "links, not copies";
+      EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(e.path()))) << "materialised, not symlinks";
     }
   }
   EXPECT_EQ(files, csv->rows.size());
@@ -122,6 +122,65 @@ TEST_F(EchoPipelineTest, TheCsvHasTheSeedsColumnsAndOneRowPerExistingFile) {
     split_rows += part->rows.size();
   }
   EXPECT_EQ(split_rows, csv->rows.size());
+}
+
+// The layout copied with `cp -r`, with the raw clips and every upstream
+// stage folder gone: each clip the CSV names still decodes in the copy.
+TEST_F(EchoPipelineTest, CopiedLayoutStandsAloneWhenTheSourcesAreGone) {
+  ASSERT_EQ(run_->summary.exit_code, 0);
+  TempDir elsewhere;
+  const fs::path copy = elsewhere / "delivered";
+  auto cp = testing::RunProcess({"/bin/cp", "-r", Out().string(), copy.string()});
+  ASSERT_EQ(cp.exit_code, 0) << cp.err;
+  // Moved aside, not deleted: the other tests of the suite share them.
+  struct MovedAside {
+    std::vector<std::pair<fs::path, fs::path>> moves;
+    ~MovedAside() {
+      for (const auto& [from, to] : moves) fs::rename(to, from);
+    }
+  } aside;
+  for (const char* d : {"data", "work/results", "work/classes", "work/synthetic", "work/split"}) {
+    const fs::path from = *dir_ / d, to = elsewhere / ("aside_" + fs::path(d).filename().string());
+    fs::rename(from, to);
+    aside.moves.emplace_back(from, to);
+  }
+  Result<CsvTable> csv = ReadCsv((copy / "echo_annotations_enhanced.csv").string());
+  ASSERT_TRUE(csv.ok());
+  ASSERT_FALSE(csv->rows.empty());
+  for (const CsvRow& row : csv->rows) {
+    Result<Cine> cine = ReadCine(copy / row.fields[0]);
+    EXPECT_TRUE(cine.ok()) << row.fields[0] << ": " << cine.status().ToString();
+  }
+}
+
+// materialize: symlink keeps the relative links on request.
+TEST(EchoExportMaterialize, SymlinkOnRequestCopyAsAsked) {
+  for (const char* mode : {"symlink", "copy"}) {
+    TempDir dir;
+    testing::ProcessResult r = testing::RunProcess({MEDPIPE_ECHOGEN, "--out", (dir / "data").string(), "--patients",
+                                                    "12", "--clips", "4", "--frames", "3", "--size", "32"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::string yaml = EchoConfig(dir / "data", "work", 4);
+    const std::string stage = "kind: echo_export\n    inputs: split\n";
+    size_t at = yaml.find(stage);
+    ASSERT_NE(at, std::string::npos) << "the shipped config's echo_export entry changed";
+    yaml.insert(at + stage.size(), fmt::format("    params: {{materialize: {}}}\n", mode));
+    auto run = testing::RunYaml(BuiltinRegistry(), dir.path(), yaml);
+    ASSERT_EQ(run.summary.exit_code, 0) << run.Of("dataset").reason;
+    size_t files = 0;
+    for (const auto& e : fs::recursive_directory_iterator(dir / "work/dataset")) {
+      if (e.path().extension() != ".dcm") continue;
+      ++files;
+      if (std::string(mode) == "symlink") {
+        ASSERT_TRUE(fs::is_symlink(e.path())) << e.path();
+        EXPECT_TRUE(fs::read_symlink(e.path()).is_relative());
+      } else {
+        EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(e.path()))) << e.path();
+        EXPECT_EQ(fs::hard_link_count(e.path()), 1u) << "a copy, not a hard link";
+      }
+    }
+    EXPECT_GT(files, 0u) << mode;
+  }
 }
 
 TEST_F(EchoPipelineTest, SplitKeepsPatientsAndSyntheticClipsWithTheirSources) {

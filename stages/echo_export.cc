@@ -10,9 +10,12 @@
 // A clip's class: synthetic when its `synthetic` attribute is true, else
 // high quality when `quality_score` is 1 and a natural failure when it is 0
 // (the select stage sets it); a clip with neither is a listed problem. NNNN
-// counts within the class in dataset order. Every file is a relative symlink
-// to the input's (which lead back to the raw clips and the degrade stage's
-// files): links, not copies, as the seed's natural failures are.
+// counts within the class in dataset order. The folder is what users hand
+// to training, so its clips are materialised (`materialize`, as export):
+// hard links to the files the input's links reach (copies where the
+// filesystem refuses), or copies; it then survives `cp -r`, tar and a clean
+// of the upstream stages. `symlink` keeps relative links into the workdir,
+// on request only.
 //
 // CSV values: video_path relative to this folder; quality_score 1/0;
 // synthetic True/False (as pandas writes the seed's booleans); source_sample
@@ -49,7 +52,7 @@ std::string CsvField(const std::string& s) {
 
 class EchoExportStage : public Stage {
  public:
-  explicit EchoExportStage(bool per_split) : per_split_(per_split) {}
+  EchoExportStage(bool per_split, LinkMode materialize) : per_split_(per_split), materialize_(materialize) {}
 
   Status Run(StageContext& ctx) const override {
     MEDPIPE_ASSIGN_OR_RETURN(Dataset in, ctx.ReadInputDataset(0));
@@ -87,7 +90,7 @@ class EchoExportStage : public Stage {
       cls.push_back(c);
       links.push_back(LinkSpec{rel, ctx.inputs()[0].dir / img.file_name});
     }
-    MEDPIPE_ASSIGN_OR_RETURN(std::vector<bool> linked, LinkImages(ctx, links));
+    MEDPIPE_ASSIGN_OR_RETURN(std::vector<bool> linked, LinkImages(ctx, links, materialize_));
 
     std::string header;
     for (const char* c : kColumns) header += std::string(header.empty() ? "" : ",") + c;
@@ -150,10 +153,12 @@ class EchoExportStage : public Stage {
 
  private:
   bool per_split_;
+  LinkMode materialize_;
 };
 
 Result<std::unique_ptr<Stage>> MakeEchoExport(const StageDecl& d, uint64_t) {
-  return std::unique_ptr<Stage>(new EchoExportStage(d.params.GetBool("per_split_csv")));
+  return std::unique_ptr<Stage>(
+      new EchoExportStage(d.params.GetBool("per_split_csv"), MaterializeMode(d.params.GetString("materialize"))));
 }
 
 }  // namespace
@@ -161,15 +166,17 @@ Result<std::unique_ptr<Stage>> MakeEchoExport(const StageDecl& d, uint64_t) {
 void RegisterEchoExport(Registry* registry) {
   KindSpec spec;
   spec.name = "echo_export";
-  spec.version = 1;
+  spec.version = 2;  // 2: clips materialised (hard links) by default
   spec.help =
-      "the EchoQuality training layout: high_quality/, low_quality/{natural_failures,synthetic_degraded}/ (links) "
+      "the EchoQuality training layout: high_quality/, low_quality/{natural_failures,synthetic_degraded}/ (hard "
+      "links or copies) "
       "and echo_annotations_enhanced.csv (the seed's 11 columns, then split)";
   spec.min_inputs = 1;
   spec.max_inputs = 1;
   spec.params = {
       {"per_split_csv", ParamType::kBool, "true", false,
        "also write echo_annotations_<split>.csv per split (the 11 columns)", {}},
+      MaterializeParam(),
   };
   registry->Add(StageKind{std::move(spec), MakeEchoExport});
 }

@@ -19,7 +19,8 @@
 //             per box (class: 0-based index of the category in id order;
 //             centre and size divided by the image's width and height, 6
 //             decimals; an empty file for a negative image), and data.yaml
-//             (path: this folder, absolute; the present splits; names).
+//             (the present splits, relative; names; no `path:`, see
+//             YoloDataYaml).
 //             Split valid is written as `val`, Ultralytics' name. Images are
 //             chosen per split as with roboflow; two images of one split with
 //             the same stem collide (their label files would). Boxes are
@@ -178,17 +179,25 @@ std::string YoloLabel(const Image& img, const std::vector<size_t>& boxes, const 
   return out;
 }
 
-// data.yaml for Ultralytics: the export folder (absolute), the splits present
-// and the class names by index.
-std::string YoloDataYaml(const fs::path& dir, const std::vector<std::string>& splits,
-                         const std::vector<std::string>& names) {
+// data.yaml for Ultralytics: the splits present, relative to the folder
+// data.yaml is in, and the class names by index. No `path:` key, so the
+// folder can be moved, zipped and trained on elsewhere: Ultralytics'
+// check_det_dataset takes the dataset root from `path:` when it is set,
+// else from the folder of the yaml file it was given
+// (`Path(data.get("path") or Path(data["yaml_file"]).parent)`), and resolves
+// a relative `path:` against its DATASETS_DIR setting (recent releases try
+// the working directory first), never against the yaml's folder; so an
+// absolute `path:` breaks after a move and a relative one depends on where
+// training runs. Each split is then `root / "images/<split>"`.
+std::string YoloDataYaml(const std::vector<std::string>& splits, const std::vector<std::string>& names) {
   YAML::Emitter y;
-  y << YAML::BeginMap << YAML::Key << "path" << YAML::Value << fs::absolute(dir).lexically_normal().string();
+  y << YAML::BeginMap;
   for (const auto& s : splits) y << YAML::Key << s << YAML::Value << "images/" + s;
   y << YAML::Key << "names" << YAML::Value << YAML::BeginMap;
   for (size_t i = 0; i < names.size(); ++i) y << YAML::Key << i << YAML::Value << names[i];
   y << YAML::EndMap << YAML::EndMap;
-  return std::string(y.c_str()) + "\n";
+  return "# Dataset root: this file's folder (no `path:`), so the folder can be moved or zipped.\n" +
+         std::string(y.c_str()) + "\n";
 }
 
 class ExportStage : public Stage {
@@ -332,7 +341,7 @@ class ExportStage : public Stage {
     for (const char* s : {"train", "val", "test"}) {
       if (present.count(s)) splits.push_back(s);
     }
-    return ctx.WriteOutput("data.yaml", YoloDataYaml(ctx.dir(), splits, names));
+    return ctx.WriteOutput("data.yaml", YoloDataYaml(splits, names));
   }
 
  private:
@@ -354,10 +363,7 @@ Result<std::unique_ptr<Stage>> MakeExport(const StageDecl& d, uint64_t) {
     if (on) return p.Error("formats", "format '" + f + "' is listed twice");
     on = true;
   }
-  const std::string materialize = p.GetString("materialize");
-  o.materialize = materialize == "copy"      ? LinkMode::kCopy
-                  : materialize == "symlink" ? LinkMode::kSymlink
-                                             : LinkMode::kHardlink;
+  o.materialize = MaterializeMode(p.GetString("materialize"));
   return std::unique_ptr<Stage>(new ExportStage(o));
 }
 
@@ -366,7 +372,7 @@ Result<std::unique_ptr<Stage>> MakeExport(const StageDecl& d, uint64_t) {
 void RegisterExport(Registry* registry) {
   KindSpec spec;
   spec.name = "export";
-  spec.version = 2;  // 2: images materialised (hard links) by default, `val` read as valid
+  spec.version = 3;  // 2: images materialised (hard links) by default, `val` read as valid; 3: data.yaml without `path:`
   spec.help =
       "write a dataset as Roboflow split folders (train/valid/test/_annotations.coco.json beside the images, hard "
       "links or copies), dataset.csv (one row per image) and/or the Ultralytics YOLO layout (images/, labels/, "
@@ -378,10 +384,7 @@ void RegisterExport(Registry* registry) {
        "what to write: roboflow (split folders with COCO files), csv (dataset.csv) and/or yolo (images/, labels/ "
        "and data.yaml for Ultralytics)",
        {}},
-      {"materialize", ParamType::kString, "hardlink", false,
-       "how images are put in the export: hardlink (a copy where the filesystem refuses), copy, or symlink (links "
-       "into the upstream stages: the export breaks when they are cleaned or it is copied)",
-       {"hardlink", "copy", "symlink"}},
+      MaterializeParam(),
   };
   registry->Add(StageKind{std::move(spec), MakeExport});
 }

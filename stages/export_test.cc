@@ -394,7 +394,7 @@ TEST_F(ExportTest, YoloLabelsMatchTheCocoBoxes) {
   EXPECT_FALSE(fs::exists(out / "images/valid"));
 
   YAML::Node y = YAML::LoadFile((out / "data.yaml").string());
-  EXPECT_EQ(y["path"].as<std::string>(), fs::absolute(out).lexically_normal().string());
+  EXPECT_FALSE(y["path"]) << "the root is data.yaml's folder";
   EXPECT_EQ(y["train"].as<std::string>(), "images/train");
   EXPECT_EQ(y["val"].as<std::string>(), "images/val");
   EXPECT_EQ(y["test"].as<std::string>(), "images/test");
@@ -444,6 +444,49 @@ TEST_F(ExportTest, YoloWithRoboflowAndWithoutATestSplit) {
   Result<Dataset> ds = ReadCoco(out / "dataset.json");
   ASSERT_TRUE(ds.ok());
   EXPECT_EQ(ds->images[0].file_name, "train/P0001_001.png");
+}
+
+// Where Ultralytics finds a split of a data.yaml, as check_det_dataset in
+// ultralytics/data/utils.py does it: the root is `path:` when set, else the
+// folder of the yaml file as it was given on the command line; a relative
+// root that does not exist from the working directory is taken under
+// DATASETS_DIR; the split is (root / entry), resolved. `cwd` stands for the
+// process's working directory.
+fs::path UltralyticsSplit(const fs::path& yaml_as_given, const fs::path& cwd, const fs::path& datasets_dir,
+                          const std::string& split) {
+  const fs::path yaml = yaml_as_given.is_absolute() ? yaml_as_given : cwd / yaml_as_given;
+  YAML::Node y = YAML::LoadFile(yaml.string());
+  std::string path_key = y["path"] ? y["path"].as<std::string>() : "";
+  fs::path root = !path_key.empty() ? fs::path(path_key) : yaml_as_given.parent_path();
+  if (!root.is_absolute()) root = fs::exists(cwd / root) ? cwd / root : datasets_dir / root;
+  return fs::weakly_canonical(root / y[split].as<std::string>());
+}
+
+// The exported folder moved elsewhere (the workdir deleted): data.yaml's
+// splits still reach its images, wherever training runs from.
+TEST_F(ExportTest, YoloFolderMovedElsewhereStillResolves) {
+  ASSERT_EQ(Run("{formats: [yolo]}").summary.exit_code, 0);
+  const fs::path moved = dir_ / "elsewhere/delivered";
+  fs::create_directories(moved.parent_path());
+  fs::rename(dir_ / "work/x", moved);
+  fs::remove_all(dir_ / "work");
+  fs::remove_all(dir_ / "data");
+  const fs::path datasets_dir = dir_ / "ultralytics_datasets";
+  fs::create_directories(datasets_dir);
+  // data.yaml given absolute; relative from its own folder; relative from the
+  // folder above.
+  const std::vector<std::pair<fs::path, fs::path>> calls = {
+      {moved / "data.yaml", dir_.path()}, {"data.yaml", moved}, {"delivered/data.yaml", moved.parent_path()}};
+  for (const auto& [yaml, cwd] : calls) {
+    for (const char* split : {"train", "val", "test"}) {
+      fs::path images = UltralyticsSplit(yaml, cwd, datasets_dir, split);
+      EXPECT_EQ(images, fs::weakly_canonical(moved / "images" / split)) << yaml << " from " << cwd;
+      ASSERT_TRUE(fs::is_directory(images)) << images;
+      size_t files = 0;
+      for (const auto& e : fs::directory_iterator(images)) files += fs::is_regular_file(e.path());
+      EXPECT_GT(files, 0u) << images;
+    }
+  }
 }
 
 // The real wrist X-ray export through merge, split and export; the export,

@@ -25,6 +25,17 @@ std::string LinkFingerprint(const LinkSpec& l, LinkMode mode) {
 
 }  // namespace
 
+ParamSpec MaterializeParam() {
+  return {"materialize", ParamType::kString, "hardlink", false,
+          "how files are put in this folder: hardlink (a copy where the filesystem refuses), copy, or symlink "
+          "(links into the upstream stages: the folder breaks when they are cleaned or it is copied)",
+          {"hardlink", "copy", "symlink"}};
+}
+
+LinkMode MaterializeMode(const std::string& text) {
+  return text == "copy" ? LinkMode::kCopy : text == "symlink" ? LinkMode::kSymlink : LinkMode::kHardlink;
+}
+
 Result<std::vector<bool>> LinkImages(StageContext& ctx, const std::vector<LinkSpec>& links, LinkMode mode) {
   std::vector<ItemTask> tasks;
   tasks.reserve(links.size());

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "graph/params.h"
 #include "runner/stage_context.h"
 
 namespace medpipe {
@@ -25,6 +26,16 @@ enum class LinkMode {
   kHardlink,  // a hard link to the file the target reaches, a copy where the filesystem refuses
   kCopy,      // a copy of the bytes
 };
+
+// The `materialize` param of every stage whose folder is handed on (export,
+// echo_export, folds): hardlink (the default; a copy where the filesystem
+// refuses), copy, or symlink (on request only: the links break when the
+// folder is copied or an upstream stage is cleaned). One spec and one
+// parser, so the stages cannot drift apart.
+ParamSpec MaterializeParam();
+// The mode `text` names. REQUIRES: `text` is one of the spec's choices (the
+// graph layer checks that before any stage is built).
+LinkMode MaterializeMode(const std::string& text);
 
 // Makes every link through ctx.RunItems (so a killed stage resumes). Returns
 // per link whether it was made; a link whose out_rel would leave the stage

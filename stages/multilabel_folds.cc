@@ -166,14 +166,16 @@ FoldBalance EvaluateBins(const MultiLabelItems& items, const std::vector<int>& b
   const size_t L = items.labels, B = static_cast<size_t>(bins);
   FoldBalance f;
   f.positives.assign(B, std::vector<int64_t>(L, 0));
+  f.unknown.assign(B, std::vector<int64_t>(L, 0));
   f.deviation.assign(B, std::vector<double>(L, 0));
   f.items.assign(B, 0);
-  std::vector<int64_t> total(L, 0);
+  std::vector<int64_t> total(L, 0), unknown(L, 0);
   for (size_t i = 0; i < items.items(); ++i) {
     size_t b = static_cast<size_t>(bin_of_item[i]);
     ++f.items[b];
     for (size_t l = 0; l < L; ++l) {
       if (items.positive(i, l)) ++f.positives[b][l], ++total[l];
+      if (!items.known(i, l)) ++f.unknown[b][l], ++unknown[l];
     }
   }
   // Positive groups per label, for the unavoidable empty (bin, label) pairs.
@@ -190,9 +192,10 @@ FoldBalance EvaluateBins(const MultiLabelItems& items, const std::vector<int>& b
     if (total[l] == 0) continue;
     int64_t groups = std::accumulate(group_has[l].begin(), group_has[l].end(), int64_t{0});
     f.unavoidable_zero_pairs += std::max<int64_t>(0, bins - groups);
-    const double overall = static_cast<double>(total[l]) / n;
+    const double overall = static_cast<double>(total[l]) / (n - static_cast<double>(unknown[l]));
     for (size_t b = 0; b < B; ++b) {
-      double share = f.items[b] ? static_cast<double>(f.positives[b][l]) / static_cast<double>(f.items[b]) : 0.0;
+      const int64_t known = f.items[b] - f.unknown[b][l];
+      double share = known ? static_cast<double>(f.positives[b][l]) / static_cast<double>(known) : 0.0;
       double dev = std::abs(share - overall) / overall;
       f.deviation[b][l] = dev;
       sum += dev;
@@ -209,20 +212,24 @@ ClassWeights ComputeClassWeights(const MultiLabelItems& items, const std::vector
   const size_t L = items.labels;
   ClassWeights w;
   w.positives.assign(L, 0);
+  w.known.assign(L, 0);
+  w.unknown.assign(L, 0);
   for (size_t i = 0; i < items.items(); ++i) {
     if (!in_train[i]) continue;
     ++w.n;
-    for (size_t l = 0; l < L; ++l) w.positives[l] += items.positive(i, l);
+    for (size_t l = 0; l < L; ++l) {
+      w.positives[l] += items.positive(i, l);
+      (items.known(i, l) ? w.known[l] : w.unknown[l]) += 1;
+    }
   }
-  const double n = static_cast<double>(w.n);
   w.pos_weight.assign(L, zero_value);
   w.inverse_frequency.assign(L, zero_value);
   w.focal_alpha.assign(L, 1.0);
   double inv_sum = 0;
   size_t with = 0;
   for (size_t l = 0; l < L; ++l) {
-    const double p = static_cast<double>(w.positives[l]);
-    if (w.n > 0) w.focal_alpha[l] = (n - p) / n;
+    const double p = static_cast<double>(w.positives[l]), n = static_cast<double>(w.known[l]);
+    if (w.known[l] > 0) w.focal_alpha[l] = (n - p) / n;
     if (p == 0) {
       w.zero.push_back(l);
       continue;
@@ -232,7 +239,10 @@ ClassWeights ComputeClassWeights(const MultiLabelItems& items, const std::vector
     ++with;
   }
   for (size_t l = 0; l < L; ++l) {
-    if (w.positives[l] > 0) w.inverse_frequency[l] = (n / static_cast<double>(w.positives[l])) / (inv_sum / with);
+    if (w.positives[l] > 0) {
+      const double n = static_cast<double>(w.known[l]);
+      w.inverse_frequency[l] = (n / static_cast<double>(w.positives[l])) / (inv_sum / static_cast<double>(with));
+    }
   }
   return w;
 }

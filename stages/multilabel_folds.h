@@ -25,13 +25,19 @@
 
 namespace medpipe {
 
+// An item's label is 0, 1 or kUnknown (a blank or unreadable cell). An
+// unknown is neither a positive nor a negative: it is left out of that
+// label's counts everywhere below (stratification places positives only;
+// balance shares and class weights count the items whose label is known).
 struct MultiLabelItems {
+  static constexpr uint8_t kUnknown = 2;
   size_t labels = 0;
   std::vector<std::string> group_keys;  // one per group
   std::vector<uint32_t> group;          // per item: index into group_keys
-  std::vector<uint8_t> y;               // items x labels, row-major, 0/1
+  std::vector<uint8_t> y;               // items x labels, row-major, 0/1/kUnknown
   size_t items() const { return group.size(); }
-  bool positive(size_t item, size_t label) const { return y[item * labels + label] != 0; }
+  bool positive(size_t item, size_t label) const { return y[item * labels + label] == 1; }
+  bool known(size_t item, size_t label) const { return y[item * labels + label] != kUnknown; }
 };
 
 // Returns the bin of every group. `shares` are positive and sum to 1.
@@ -42,10 +48,11 @@ std::vector<int> StratifyGroups(const MultiLabelItems& items, const std::vector<
 // How well the bins' held-out parts follow the whole: per bin and label,
 // the positives in the bin and the relative deviation of the label's share
 // of positives in the bin from its share in all items,
-// |pos_b / n_b - pos / n| / (pos / n). Labels without positives are left
-// out of the mean and the worst.
+// |pos_b / n_b - pos / n| / (pos / n), where n counts the items whose label
+// is known. Labels without positives are left out of the mean and the worst.
 struct FoldBalance {
   std::vector<std::vector<int64_t>> positives;    // [bin][label]
+  std::vector<std::vector<int64_t>> unknown;      // [bin][label]
   std::vector<std::vector<double>> deviation;     // [bin][label]
   std::vector<int64_t> items;                     // [bin]
   double mean_deviation = 0, worst_deviation = 0;
@@ -55,7 +62,9 @@ struct FoldBalance {
 };
 FoldBalance EvaluateBins(const MultiLabelItems& items, const std::vector<int>& bin_of_item, int bins);
 
-// Class weights of one training part (the items with `in_train` set):
+// Class weights of one training part (the items with `in_train` set), per
+// label over the N items whose label is known (unknowns count neither as
+// positives nor as negatives; a training loss should mask them):
 //  pos_weight = N_neg / N_pos (BCEWithLogitsLoss's pos_weight);
 //  inverse_frequency = (N / N_pos) / mean over labels with positives of (N / N_pos),
 //    so the weights of labels with positives average 1;
@@ -63,8 +72,8 @@ FoldBalance EvaluateBins(const MultiLabelItems& items, const std::vector<int>& b
 // A label with no positives gets `zero_value` as pos_weight and
 // inverse_frequency (never a division by zero) and is listed in `zero`.
 struct ClassWeights {
-  int64_t n = 0;
-  std::vector<int64_t> positives;
+  int64_t n = 0;  // training items
+  std::vector<int64_t> positives, known, unknown;  // per label
   std::vector<double> pos_weight, inverse_frequency, focal_alpha;
   std::vector<size_t> zero;
 };
