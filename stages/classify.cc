@@ -141,8 +141,8 @@ class ClassifyStage : public Stage {
     // The model is loaded before the items when any will run here, so a
     // model that does not load, or does not fit the labels, fails the stage
     // once instead of failing every batch; a resumed run whose batches are
-    // all in the journal never loads it. In a cluster run's controller the
-    // items run elsewhere and load it themselves (lazily, below).
+    // all in the journal never loads it. A cluster run's controller loads
+    // it too, once, as that check before its array tasks are submitted.
     ClassifierOptions options = o_;
     options.threads = tbb::this_task_arena::max_concurrency();
     std::once_flag load_once;
