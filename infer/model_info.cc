@@ -216,7 +216,10 @@ Result<ModelInfo> InspectModel(const fs::path& path) {
     s = InspectOnnxBytes(bytes, &info);
   } else if (ext == ".pt" || ext == ".pth" || ext == ".ts") {
     info.runtime = "torchscript";
+    // torch_model.cc's library comes after this one when linking: it
+    // reads the marks, this file applies them.
     s = InspectTorchScriptBytes(bytes, &info);
+    if (s.ok()) s = ApplyMarks(&info);
   } else {
     return Status::Invalid("model " + path.string() +
                            ": unknown extension (expected .pt/.pth/.ts for TorchScript or .onnx for ONNX)");

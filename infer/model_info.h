@@ -53,9 +53,11 @@ Result<ModelInfo> InspectModel(const fs::path& path);
 // kInvalid when `info` declares a number of outputs other than `labels`.
 Status CheckDeclaredOutputs(const ModelInfo& info, size_t labels);
 
-// The format-specific halves, on the file's bytes. Each fills `marks`,
-// `untrained`, `name` (when marked) and `outputs`; errors are the reason
-// only (InspectModel adds the file name).
+// The format-specific halves, on the file's bytes; errors are the reason
+// only (InspectModel adds the file name). The ONNX half fills `marks`,
+// `outputs` and applies the marks; the TorchScript half fills `marks` only
+// (its library links after this one's, so it calls nothing here):
+// InspectModel applies them.
 Status InspectOnnxBytes(std::string_view bytes, ModelInfo* info);
 // In torch_model.cc, the only file that includes libtorch's headers.
 Status InspectTorchScriptBytes(const std::string& bytes, ModelInfo* info);

@@ -107,7 +107,7 @@ Status InspectTorchScriptBytes(const std::string& bytes, ModelInfo* info) {
   } catch (const std::exception& e) {
     return Status::Invalid(std::string("not a TorchScript archive (") + e.what() + ")");
   }
-  return ApplyMarks(info);
+  return Status::OK();
 }
 
 }  // namespace medpipe

@@ -403,20 +403,11 @@ TEST(ReportImageLevelTest, ClassifyPipelineShowsLabelsAndRiskLevels) {
   testing::MakeExampleData(dir / "data", 3, 2);
   testing::RunResult r = testing::RunYaml(
       testing::TestKinds(), dir.path(),
-      "name: chest-triage
-workdir: work
-stages:
-"
-      "  - id: triage
-    kind: classify
-    params: {source: data/images, threshold: 0.5, model: " +
+      "name: chest-triage\nworkdir: work\nstages:\n"
+      "  - id: triage\n    kind: classify\n    params: {source: data/images, threshold: 0.5, model: " +
           (fs::path(MEDPIPE_TEST_MODELS) / "tiny_cxr.pt").string() +
-          "}
-"
-          "  - id: report
-    kind: report
-    inputs: [triage]
-");
+          "}\n"
+          "  - id: report\n    kind: report\n    inputs: [triage]\n");
   ASSERT_EQ(r.summary.exit_code, 0) << r.Of("triage").reason << r.Of("report").reason;
   Result<Dataset> ds = ReadCoco(dir / "work/triage/dataset.json");
   ASSERT_TRUE(ds.ok());
@@ -460,17 +451,9 @@ TEST(ReportImageLevelTest, BoxDatasetKeepsBoxTablesTitleFromTheFile) {
   testing::MakeExampleData(dir / "data", 1, 2);
   testing::WriteText(dir / "data/ds.json", testing::ReadText(dir / "data/boxes.coco.json"));
   testing::RunResult r = testing::RunYaml(testing::TestKinds(), dir.path(),
-                                          "workdir: work
-stages:
-"
-                                          "  - id: d
-    kind: emit
-    params: {coco: data/ds.json}
-"
-                                          "  - id: r
-    kind: report
-    inputs: [d]
-");
+                                          "workdir: work\nstages:\n"
+                                          "  - id: d\n    kind: emit\n    params: {coco: data/ds.json}\n"
+                                          "  - id: r\n    kind: report\n    inputs: [d]\n");
   ASSERT_EQ(r.summary.exit_code, 0);
   const std::string html = testing::ReadText(dir / "work/r/report.html");
   EXPECT_NE(html.find("<title>pipeline</title>"), std::string::npos);  // testing::RunYaml writes pipeline.yaml
