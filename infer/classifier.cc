@@ -13,8 +13,27 @@ namespace medpipe {
 Result<std::unique_ptr<Classifier>> Classifier::Load(const ClassifierOptions& options) {
   MEDPIPE_RETURN_IF_ERROR(ValidatePreprocess(options.preprocess));
   if (options.batch < 1) return Status::Invalid("batch must be at least 1");
-  MEDPIPE_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(options.model, ModelOptions{options.threads}));
-  return std::unique_ptr<Classifier>(new Classifier(options, std::move(model)));
+  const size_t labels = options.decision.labels.size();
+  Result<ModelInfo> info = InspectModel(options.model);
+  if (!info.ok()) return Status::Failed(info.status().message());
+  if (Status s = CheckDeclaredOutputs(*info, labels); !s.ok()) return Status::Failed(s.message());
+  Result<std::unique_ptr<Model>> model = LoadModel(options.model, ModelOptions{options.threads});
+  if (!model.ok()) return Status::Failed(model.status().message());
+  // One blank image tells the outputs per image of a file that does not
+  // declare them, before any real image is spent on a model that cannot
+  // serve the labels.
+  const PreprocessOptions& p = options.preprocess;
+  const std::vector<float> blank(TensorSize(p), 0.0f);
+  Result<std::vector<float>> probe = (*model)->Forward(blank.data(), 1, p.channels, p.size, p.size);
+  if (!probe.ok()) {
+    return Status::Failed(fmt::format("model {}: a blank {}x{}x{} image fails: {}", options.model.string(), p.channels,
+                                      p.size, p.size, probe.status().message()));
+  }
+  if (probe->size() != labels) {
+    return Status::Failed(fmt::format("model {} gives {} outputs per image but {} labels are configured",
+                                      options.model.string(), probe->size(), labels));
+  }
+  return std::unique_ptr<Classifier>(new Classifier(options, std::move(info).value(), std::move(model).value()));
 }
 
 Status Classifier::Prepare(const cv::Mat& image, std::vector<float>* tensor, int* width, int* height) const {
@@ -70,6 +89,19 @@ std::map<std::string, int64_t> CountLevels(const std::vector<TriageResult>& resu
   return counts;
 }
 
+// "model": {...} and, when untrained, "warning".
+void WriteModel(JsonWriter& w, const ModelInfo& m) {
+  w.Key("model");
+  w.StartObject();
+  w.Key("name"), w.String(m.name);
+  w.Key("file"), w.String(m.file);
+  w.Key("sha256"), w.String(m.sha256);
+  w.Key("runtime"), w.String(m.runtime);
+  w.Key("untrained"), w.Bool(m.untrained);
+  w.EndObject();
+  if (m.untrained) w.Key("warning"), w.String(kUntrainedWarning);
+}
+
 void WriteSummary(JsonWriter& w, const std::vector<TriageResult>& results, const DecisionOptions& o) {
   const auto counts = CountLevels(results, o);
   w.StartObject();
@@ -80,7 +112,7 @@ void WriteSummary(JsonWriter& w, const std::vector<TriageResult>& results, const
 
 }  // namespace
 
-std::string TriageJson(const std::vector<TriageResult>& results, const DecisionOptions& o,
+std::string TriageJson(const std::vector<TriageResult>& results, const DecisionOptions& o, const ModelInfo& model,
                        const std::string& output_directory,
                        const std::vector<std::pair<std::string, std::string>>& errors,
                        const std::vector<std::pair<std::string, std::string>>& extra) {
@@ -122,6 +154,7 @@ std::string TriageJson(const std::vector<TriageResult>& results, const DecisionO
   w.Key("summary");
   WriteSummary(w, results, o);
   w.Key("output_directory"), w.String(output_directory);
+  WriteModel(w, model);
   if (!errors.empty()) {
     w.Key("errors");
     w.StartArray();
@@ -150,11 +183,13 @@ std::string CsvField(const std::string& s) {
 
 }  // namespace
 
-std::string TriageCsv(const std::vector<TriageResult>& results, const DecisionOptions& o) {
+std::string TriageCsv(const std::vector<TriageResult>& results, const DecisionOptions& o, const ModelInfo& model) {
   std::string out = "file,index,top_label,top_probability,risk_level";
   for (int k = 1; k <= o.top_k; ++k) out += fmt::format(",top{}", k);
   for (const auto& l : o.labels) out += "," + CsvField(l);
-  out += "\n";
+  out += ",model,model_sha256,warning\n";
+  const std::string model_cells =
+      fmt::format(",{},{},{}", CsvField(model.name), model.sha256, CsvField(model.Warning()));
   for (const auto& r : results) {
     const Decision& d = r.decision;
     out += fmt::format("{},{},{},{:.6f},{}", CsvField(r.filename), r.index, CsvField(d.top_label), d.top_prob,
@@ -164,12 +199,13 @@ std::string TriageCsv(const std::vector<TriageResult>& results, const DecisionOp
       if (k < static_cast<int>(d.top_k.size())) out += CsvField(fmt::format("{}:{:.6f}", d.top_k[k].label, d.top_k[k].prob));
     }
     for (double p : d.probs) out += fmt::format(",{:.6f}", p);
-    out += "\n";
+    out += model_cells + "\n";
   }
   return out;
 }
 
-std::string SummaryJson(const std::vector<TriageResult>& results, const DecisionOptions& o, int64_t failed) {
+std::string SummaryJson(const std::vector<TriageResult>& results, const DecisionOptions& o, const ModelInfo& model,
+                        int64_t failed) {
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
   w.SetIndent(' ', 2);
@@ -179,6 +215,7 @@ std::string SummaryJson(const std::vector<TriageResult>& results, const Decision
   w.Key("levels");
   WriteSummary(w, results, o);
   w.Key("rule"), w.String(o.rule);
+  WriteModel(w, model);
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize()) + "\n";
 }

@@ -10,6 +10,7 @@
 
 #include "infer/decision.h"
 #include "infer/model.h"
+#include "infer/model_info.h"
 #include "infer/preprocess.h"
 
 namespace cv {
@@ -28,10 +29,15 @@ struct ClassifierOptions {
 
 class Classifier {
  public:
-  // Loads (and for TorchScript freezes and optimises) the model.
+  // Inspects (InspectModel), loads (and for TorchScript freezes and
+  // optimises) the model and runs one blank image through it: a file that
+  // does not load, or whose outputs per image differ from the labels, is
+  // kFailed naming the file, so callers fail as a whole (the classify stage,
+  // `medpipe serve`) instead of failing every image.
   static Result<std::unique_ptr<Classifier>> Load(const ClassifierOptions& options);
 
   const ClassifierOptions& options() const { return o_; }
+  const ModelInfo& model_info() const { return info_; }
 
   // Decodes a file's bytes and preprocesses it into `tensor`
   // (TensorSize floats). Thread-safe. kInvalid with the reason for content
@@ -46,10 +52,12 @@ class Classifier {
   Result<std::vector<float>> Scores(const float* tensors, int n) const;
 
  private:
-  Classifier(ClassifierOptions o, std::unique_ptr<Model> m) : o_(std::move(o)), model_(std::move(m)) {}
+  Classifier(ClassifierOptions o, ModelInfo info, std::unique_ptr<Model> m)
+      : o_(std::move(o)), info_(std::move(info)), model_(std::move(m)) {}
   Status Prepare(const cv::Mat& image, std::vector<float>* tensor, int* width, int* height) const;
 
   const ClassifierOptions o_;
+  const ModelInfo info_;
   mutable std::mutex forward_mu_;  // one forward pass at a time
   const std::unique_ptr<Model> model_;
 };
@@ -64,20 +72,26 @@ struct TriageResult {
 };
 
 // The seed's response: {"results": [...], "summary": {level: count},
-// "output_directory": ...}. `summary` has every level of `o.levels`, then
-// no_finding, each even at 0; `errors` (file name, reason) are listed under
-// "errors" when not empty; `extra` adds string members at the end.
-std::string TriageJson(const std::vector<TriageResult>& results, const DecisionOptions& o,
+// "output_directory": ...}, then "model" ({name, file, sha256, runtime,
+// untrained}) and, for an untrained model, "warning": kUntrainedWarning.
+// `summary` has every level of `o.levels`, then no_finding, each even at 0;
+// `errors` (file name, reason) are listed under "errors" when not empty;
+// `extra` adds string members at the end.
+std::string TriageJson(const std::vector<TriageResult>& results, const DecisionOptions& o, const ModelInfo& model,
                        const std::string& output_directory,
                        const std::vector<std::pair<std::string, std::string>>& errors = {},
                        const std::vector<std::pair<std::string, std::string>>& extra = {});
 
 // One row per image: file, index, top_label, top_probability, risk_level,
-// top1..topK (label:prob), then one column per label (probabilities with 6
-// decimals).
-std::string TriageCsv(const std::vector<TriageResult>& results, const DecisionOptions& o);
+// top1..topK (label:prob), one column per label (probabilities with 6
+// decimals), then model, model_sha256 and warning (kUntrainedWarning on
+// every row of an untrained model's results, so no row can be read alone as
+// meaningful).
+std::string TriageCsv(const std::vector<TriageResult>& results, const DecisionOptions& o, const ModelInfo& model);
 
-// Counts per level (every level, then no_finding), as a JSON object.
-std::string SummaryJson(const std::vector<TriageResult>& results, const DecisionOptions& o, int64_t failed);
+// Counts per level (every level, then no_finding), as a JSON object, with
+// the model and warning as in TriageJson.
+std::string SummaryJson(const std::vector<TriageResult>& results, const DecisionOptions& o, const ModelInfo& model,
+                        int64_t failed);
 
 }  // namespace medpipe

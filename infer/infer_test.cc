@@ -9,8 +9,10 @@
 #include <cmath>
 #include <fstream>
 
+#include "infer/classifier.h"
 #include "infer/decision.h"
 #include "infer/model.h"
+#include "infer/model_info.h"
 #include "infer/preprocess.h"
 #include "tests/test_util.h"
 
@@ -83,6 +85,114 @@ TEST(InferModelTest, WrongShapeIsAnErrorNotACrash) {
   ASSERT_TRUE(model.ok());
   std::vector<float> x(3 * 32 * 32, 0.f);
   EXPECT_FALSE((*model)->Forward(x.data(), 1, 3, 32, 32).ok());
+}
+
+// The files of infer/test_models.py in `dir`.
+void MakeTestModels(const fs::path& dir) {
+  auto p = testing::RunProcess({MEDPIPE_PYTHON, std::string(MEDPIPE_SOURCE_DIR) + "/infer/test_models.py", dir.string(),
+                                (kModels / "tiny_cxr.onnx").string()});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+}
+
+std::string Sha256sum(const fs::path& file) {
+  auto p = testing::RunProcess({"/usr/bin/sha256sum", file.string()});
+  EXPECT_EQ(p.exit_code, 0) << p.err;
+  return p.out.substr(0, 64);
+}
+
+// make_reference_model.py marks its seeded networks untrained, in both
+// formats; the file's own SHA-256 and the declared outputs come along.
+TEST(InferModelInfoTest, ReferenceModelsSayTheyAreUntrained) {
+  for (const char* file : {"tiny_cxr.pt", "tiny_cxr.onnx"}) {
+    Result<ModelInfo> info = InspectModel(kModels / file);
+    ASSERT_TRUE(info.ok()) << info.status().message();
+    EXPECT_TRUE(info->untrained) << file;
+    EXPECT_EQ(info->Warning(), "untrained model: levels mean nothing");
+    EXPECT_EQ(info->outputs, 18) << file;
+    EXPECT_EQ(info->file, file);
+    EXPECT_NE(info->name.find("untrained"), std::string::npos) << info->name;
+    EXPECT_EQ(info->sha256, Sha256sum(kModels / file));
+  }
+}
+
+// A model without marks is not called untrained; ONNX still declares its
+// outputs through the graph's output shape.
+TEST(InferModelInfoTest, UnmarkedModelsAreNotUntrainedAndNamedByFile) {
+  TempDir tmp;
+  MakeTestModels(tmp.path());
+  Result<ModelInfo> onnx = InspectModel(tmp / "unmarked.onnx");
+  ASSERT_TRUE(onnx.ok()) << onnx.status().message();
+  EXPECT_FALSE(onnx->untrained);
+  EXPECT_EQ(onnx->Warning(), "");
+  EXPECT_EQ(onnx->name, "unmarked.onnx");
+  EXPECT_EQ(onnx->outputs, 18);
+  Result<ModelInfo> pt = InspectModel(tmp / "unmarked.pt");
+  ASSERT_TRUE(pt.ok()) << pt.status().message();
+  EXPECT_FALSE(pt->untrained);
+  EXPECT_EQ(pt->outputs, 0);  // TorchScript does not tell without running
+  EXPECT_TRUE(CheckDeclaredOutputs(*onnx, 18).ok());
+  EXPECT_FALSE(CheckDeclaredOutputs(*onnx, 3).ok());
+}
+
+// What is not a model is refused by the structural check, naming the file;
+// cut-off and flipped bytes of a real model never crash it.
+TEST(InferModelInfoTest, WhatIsNotAModelIsRefusedWithoutLoading) {
+  TempDir tmp;
+  MakeTestModels(tmp.path());
+  EXPECT_EQ(InspectModel(tmp / "missing.onnx").status().code(), Status::Code::kNotFound);
+  testing::WriteText(tmp / "junk.onnx", "this is a text file, not a model\n");
+  testing::WriteText(tmp / "junk.pt", "this is a text file, not a model\n");
+  for (const char* file : {"junk.onnx", "junk.pt", "state_dict.pt"}) {
+    Result<ModelInfo> info = InspectModel(tmp / file);
+    ASSERT_FALSE(info.ok()) << file;
+    EXPECT_NE(info.status().message().find(std::string(file) + ": not a loadable model"), std::string::npos)
+        << info.status().message();
+  }
+  EXPECT_NE(InspectModel(tmp / "state_dict.pt").status().message().find("torch.jit.save"), std::string::npos);
+  // A well-formed ONNX file passes the check (the load finds the rest).
+  EXPECT_TRUE(InspectModel(tmp / "unknown_op.onnx").ok());
+
+  const std::string bytes = testing::ReadText(kModels / "tiny_cxr.onnx");
+  for (size_t cut : {size_t{0}, size_t{1}, size_t{7}, bytes.size() / 3, bytes.size() - 1}) {
+    ModelInfo info;
+    EXPECT_FALSE(InspectOnnxBytes(std::string_view(bytes).substr(0, cut), &info).ok()) << cut;
+  }
+  std::string flipped = bytes;
+  for (size_t k = 0; k < 2000; ++k) {
+    flipped[(k * 7919) % flipped.size()] ^= static_cast<char>(0x5a + k);
+    ModelInfo info;
+    (void)InspectOnnxBytes(flipped, &info);  // any answer, no crash
+  }
+}
+
+// A model that does not load, or gives other than one output per label,
+// fails Classifier::Load as a whole (the stage and the server fail once).
+TEST(InferClassifierTest, LoadFailsOnWhatCannotServeTheLabels) {
+  TempDir tmp;
+  MakeTestModels(tmp.path());
+  ClassifierOptions o;
+  o.preprocess = *PreprocessPreset("xrv");
+  o.decision.labels = DefaultCxrLabels();
+  o.model = kModels / "tiny_cxr.pt";
+  Result<std::unique_ptr<Classifier>> ok = Classifier::Load(o);
+  ASSERT_TRUE(ok.ok()) << ok.status().message();
+  EXPECT_TRUE((*ok)->model_info().untrained);
+
+  o.model = tmp / "unmarked.pt";
+  auto fifths = Classifier::Load(o);
+  ASSERT_FALSE(fifths.ok());
+  EXPECT_NE(fifths.status().message().find("gives 5 outputs per image but 18 labels"), std::string::npos)
+      << fifths.status().message();
+  o.model = tmp / "unknown_op.onnx";
+  auto unknown = Classifier::Load(o);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("unknown_op.onnx"), std::string::npos) << unknown.status().message();
+  o.model = kModels / "tiny_cxr.onnx";
+  o.decision.labels = {"A", "B", "C"};
+  auto three = Classifier::Load(o);
+  ASSERT_FALSE(three.ok());
+  EXPECT_NE(three.status().message().find("gives 18 outputs per image but 3 labels"), std::string::npos)
+      << three.status().message();
 }
 
 // xrv preprocessing against torchxrayvision's recipe reimplemented in

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "infer/model_info.h"
 #include "infer/starter_model.h"
 
 namespace medpipe {
@@ -53,8 +54,15 @@ Result<std::string> StarterModelBytes(uint64_t seed) {
     module.register_parameter("weight", weight, /*is_buffer=*/false);
     module.register_parameter("bias", bias, /*is_buffer=*/false);
     module.define(kForward);
+    // The marks every user-facing output reads (infer/model_info.h): the
+    // weights are random, so nothing the network says means anything.
+    const torch::jit::ExtraFilesMap marks = {
+        {kMarkName, "medpipe starter cxr (untrained, seed " + std::to_string(seed) + ")"},
+        {kMarkUntrained, "true"},
+        {kMarkOutputs, std::to_string(kStarterModelOutputs)},
+    };
     std::ostringstream out;
-    module.save(out);
+    module.save(out, marks);
     return out.str();
   } catch (const c10::Error& e) {
     return Status::Failed(std::string("starter model: libtorch: ") + e.what_without_backtrace());

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "infer/model.h"
+#include "infer/model_info.h"
 #include "infer/preprocess.h"
 #include "infer/starter_model.h"
 #include "tests/test_util.h"
@@ -42,6 +43,21 @@ std::vector<float> RealRadiographs() {
   EXPECT_TRUE(Preprocess(image, *o, x.data()).ok());
   EXPECT_TRUE(Preprocess(shifted, *o, x.data() + TensorSize(*o)).ok());
   return x;
+}
+
+// init's starter network says it is untrained (a TorchScript extra file),
+// so every result made with it says "untrained model: levels mean nothing".
+TEST(StarterModelTest, CarriesTheUntrainedMark) {
+  Result<std::string> bytes = StarterModelBytes(7);
+  ASSERT_TRUE(bytes.ok());
+  TempDir tmp;
+  testing::WriteText(tmp / "starter.pt", *bytes);
+  Result<ModelInfo> info = InspectModel(tmp / "starter.pt");
+  ASSERT_TRUE(info.ok()) << info.status().message();
+  EXPECT_TRUE(info->untrained);
+  EXPECT_EQ(info->outputs, kStarterModelOutputs);
+  EXPECT_NE(info->name.find("starter"), std::string::npos) << info->name;
+  EXPECT_NE(info->name.find("untrained"), std::string::npos) << info->name;
 }
 
 TEST(StarterModelTest, TheSameSeedGivesTheSameBytesAnotherSeedOtherScores) {

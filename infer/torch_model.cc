@@ -1,12 +1,15 @@
 // The TorchScript runtime (libtorch). The only file that includes torch's
 // headers, which take most of a minute to compile on two cores.
 #include <ATen/Parallel.h>
+#include <caffe2/serialize/inline_container.h>
 #include <torch/script.h>
 
 #include <algorithm>
 #include <mutex>
+#include <sstream>
 
 #include "infer/model.h"
+#include "infer/model_info.h"
 
 namespace medpipe {
 namespace {
@@ -79,6 +82,32 @@ Result<std::unique_ptr<Model>> LoadTorchScriptModel(const fs::path& path, const 
   } catch (const std::exception& e) {
     return Status::Invalid("model " + path.string() + ": " + e.what());
   }
+}
+
+Status InspectTorchScriptBytes(const std::string& bytes, ModelInfo* info) {
+  // The archive's zip directory only: opening it reads no tensors and
+  // compiles no code, so this stays cheap for a config check.
+  try {
+    std::istringstream in(bytes);
+    caffe2::serialize::PyTorchStreamReader reader(&in);
+    if (!reader.hasRecord("constants.pkl") || !reader.hasRecord("data.pkl")) {
+      return Status::Invalid(
+          "a PyTorch archive without TorchScript code (a torch.save'd state dict or module?); save it with "
+          "torch.jit.save(torch.jit.script(model) or torch.jit.trace(model, example), PATH)");
+    }
+    for (const std::string& record : reader.getAllRecords()) {
+      const std::string prefix = "extra/medpipe.";
+      const size_t at = record.find(prefix);
+      if (at == std::string::npos || record.find('/', at + 6) != std::string::npos) continue;
+      auto [data, size] = reader.getRecord(record);
+      info->marks[record.substr(at + 6)] = std::string(static_cast<const char*>(data.get()), size);
+    }
+  } catch (const c10::Error& e) {
+    return Status::Invalid(std::string("not a TorchScript archive (") + e.what_without_backtrace() + ")");
+  } catch (const std::exception& e) {
+    return Status::Invalid(std::string("not a TorchScript archive (") + e.what() + ")");
+  }
+  return Status::OK();
 }
 
 }  // namespace medpipe

@@ -102,6 +102,7 @@ DatasetStats ComputeStats(const Dataset& ds, size_t max_listed) {
   for (size_t s = 0; s < st.splits.size(); ++s) split_index.emplace(st.splits[s], s);
   st.per_split.assign(st.splits.size(), EmptySplit(nc));
   st.total = EmptySplit(nc);
+  bool any_risk_level = false;
   st.boxes.assign(nc, ClassBoxStats{0, 0, std::vector<int64_t>(kSideBins.size()), std::vector<int64_t>(kSideBins.size()),
                                     std::vector<int64_t>(kAreaBins.size())});
 
@@ -132,6 +133,9 @@ DatasetStats ComputeStats(const Dataset& ds, size_t max_listed) {
   for (size_t k = 0; k < st.labels.size(); ++k) label_index.emplace(st.labels[k], k);
   std::vector<size_t> class_label(nc);
   for (size_t c = 0; c < nc; ++c) class_label[c] = label_index[st.classes[c]];
+  for (SplitStats& sp : st.per_split) sp.images_per_label.assign(st.labels.size(), 0);
+  st.total.images_per_label.assign(st.labels.size(), 0);
+  std::vector<char> image_label(st.labels.size());
   std::map<std::string, std::pair<int64_t, std::vector<int64_t>>> folds;
   std::map<std::string, std::vector<int64_t>> machine_labels;
 
@@ -162,8 +166,12 @@ DatasetStats ComputeStats(const Dataset& ds, size_t max_listed) {
         }
       }
     }
+    std::fill(image_label.begin(), image_label.end(), 0);
+    for (const auto& l : img.labels) image_label[label_index[l]] = 1;  // a label listed twice counts once
     for (SplitStats* sp : {&st.per_split[s], &st.total}) {
       sp->images++;
+      if (!img.labels.empty()) sp->images_with_labels++;
+      for (size_t k = 0; k < image_label.size(); ++k) sp->images_per_label[k] += image_label[k];
       if (img.patient_id.empty()) sp->images_without_patient++;
       if (!img.origin.empty()) sp->augmented++;
       sp->sources[img.source.empty() ? "(none)" : img.source]++;
@@ -194,6 +202,7 @@ DatasetStats ComputeStats(const Dataset& ds, size_t max_listed) {
       for (size_t k = 0; k < positive.size(); ++k) pos[k] += positive[k];
     }
     if (const AttrValue* v = FindAttr(img, "risk_level")) {
+      any_risk_level = true;
       auto& row = risk[AttrToString(*v)];
       if (row.empty()) row.assign(st.splits.size(), 0);
       row[s]++;
@@ -257,6 +266,8 @@ DatasetStats ComputeStats(const Dataset& ds, size_t max_listed) {
     st.fold_positives.push_back(folds[f].second);
   }
   st.risk_level = Finish(risk);
+  st.image_level = st.total.boxes == 0 && st.annotations_with_undefined_category == 0 &&
+                   (st.total.images_with_labels > 0 || any_risk_level);
   st.machine_type = Finish(machine);
   for (const auto& v : st.machine_type.values) st.machine_type_labels.push_back(machine_labels[v]);
   return st;
@@ -264,19 +275,32 @@ DatasetStats ComputeStats(const Dataset& ds, size_t max_listed) {
 
 std::vector<GalleryGroup> ChooseGallery(const Dataset& ds, const DatasetStats& stats, uint64_t seed, size_t per_group,
                                         size_t max_copies) {
-  const size_t nc = stats.classes.size();
-  const size_t groups_per_split = nc + 1;  // classes, then negatives
+  // Groups: the classes of boxes, then negatives; for an image-level
+  // dataset its labels, then images without one.
+  const size_t nc = stats.image_level ? stats.labels.size() : stats.classes.size();
+  const size_t groups_per_split = nc + 1;
   std::unordered_map<int64_t, size_t> category_index;
-  for (size_t c = 0; c < nc; ++c) category_index.emplace(ds.categories[c].id, c);
   std::unordered_map<std::string, size_t> split_index;
   for (size_t s = 0; s < stats.splits.size(); ++s) split_index.emplace(stats.splits[s], s);
-  std::unordered_map<int64_t, std::vector<char>> classes_of;  // image id -> class present
-  for (const auto& a : ds.annotations) {
-    auto c = category_index.find(a.category_id);
-    if (c == category_index.end()) continue;
-    auto& v = classes_of[a.image_id];
-    if (v.empty()) v.assign(nc, 0);
-    v[c->second] = 1;
+  std::unordered_map<int64_t, std::vector<char>> classes_of;  // image id -> group present
+  if (stats.image_level) {
+    std::unordered_map<std::string, size_t> label_index;
+    for (size_t k = 0; k < nc; ++k) label_index.emplace(stats.labels[k], k);
+    for (const auto& img : ds.images) {
+      if (img.labels.empty()) continue;
+      auto& v = classes_of[img.id];
+      v.assign(nc, 0);
+      for (const auto& l : img.labels) v[label_index.at(l)] = 1;
+    }
+  } else {
+    for (size_t c = 0; c < nc; ++c) category_index.emplace(ds.categories[c].id, c);
+    for (const auto& a : ds.annotations) {
+      auto c = category_index.find(a.category_id);
+      if (c == category_index.end()) continue;
+      auto& v = classes_of[a.image_id];
+      if (v.empty()) v.assign(nc, 0);
+      v[c->second] = 1;
+    }
   }
   // Per group, a bounded max-heap on (hash, index): keeps the per_group
   // smallest hashes in one pass.
@@ -318,7 +342,9 @@ std::vector<GalleryGroup> ChooseGallery(const Dataset& ds, const DatasetStats& s
       auto& h = heaps[s * groups_per_split + g];
       if (h.empty()) continue;
       std::sort(h.begin(), h.end());
-      GalleryGroup group{stats.splits[s], g < nc ? stats.classes[g] : "negatives", {}, {}};
+      const std::string name = g < nc ? (stats.image_level ? stats.labels[g] : stats.classes[g])
+                                      : (stats.image_level ? "no label" : "negatives");
+      GalleryGroup group{stats.splits[s], name, {}, {}};
       for (const auto& [hash, i] : h) {
         group.images.push_back(i);
         std::vector<size_t> copies;

@@ -31,6 +31,9 @@ struct SplitStats {
   std::vector<int64_t> boxes_per_class;
   std::map<std::string, int64_t> sources;  // "(none)" for images without one
   std::vector<int64_t> boxes_per_image;    // bins of kBoxesPerImageBins
+  // Image-level labels (Image::labels), for classification datasets.
+  int64_t images_with_labels = 0;
+  std::vector<int64_t> images_per_label;  // indexed like DatasetStats::labels
 };
 
 inline const std::vector<std::string> kBoxesPerImageBins = {"0", "1", "2", "3", "4", "5-9", "10+"};
@@ -77,6 +80,11 @@ struct DatasetStats {
 
   // Labels of an image: its image-level labels and the classes of its boxes.
   std::vector<std::string> labels;  // every label seen, sorted
+  // A classification dataset (classify's output, image-level labels): no
+  // image has a box, and images carry labels or a risk_level. Its report
+  // shows labels and risk levels; box tables and a "negative share" would
+  // only say that no image has a box.
+  bool image_level = false;
   // Attribute "fold": per fold, images and images positive for each label.
   std::vector<std::string> folds;
   std::vector<int64_t> fold_images;
@@ -91,14 +99,15 @@ struct DatasetStats {
 // One pass over `ds`. `max_listed` bounds overlap_offenders.
 DatasetStats ComputeStats(const Dataset& ds, size_t max_listed = 50);
 
-// The seeded gallery: for each split and each class (then "negatives"), up
-// to `per_group` original images (no origin), chosen by a hash of the seed
+// The seeded gallery: for each split and each class (then "negatives"), or
+// for an image-level dataset each label (then "no label"), up to
+// `per_group` original images (no origin), chosen by a hash of the seed
 // and the file name, so the choice depends on neither thread count nor image
 // order. Augmented copies of a chosen image are listed beside it, up to
 // `max_copies`, by file name.
 struct GalleryGroup {
   std::string split;
-  std::string group;             // a class name, or "negatives"
+  std::string group;             // a class or label name, "negatives" or "no label"
   std::vector<size_t> images;    // indices into ds.images
   std::vector<std::vector<size_t>> copies;  // per image: its augmented copies
 };

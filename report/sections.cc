@@ -52,6 +52,24 @@ std::string SplitsSection(const DatasetStats& st, std::optional<double> negative
   row("images", "images", [&](const SplitStats& s) { t.Cell(s.images); });
   row("patients", "patients", [&](const SplitStats& s) { t.Cell(s.patients); });
   row("images_without_patient", "images without patient", [&](const SplitStats& s) { t.Cell(s.images_without_patient); });
+  if (st.image_level) {
+    // A classification dataset: what it has is labels, not boxes.
+    row("images_with_labels", "images with a label", [&](const SplitStats& s) { t.Cell(s.images_with_labels); });
+    row("images_without_labels", "images without a label",
+        [&](const SplitStats& s) { t.Cell(s.images - s.images_with_labels); });
+    row("augmented", "augmented", [&](const SplitStats& s) { t.Cell(s.augmented); });
+    for (size_t k = 0; k < st.labels.size(); ++k) {
+      row("images_per_label/" + st.labels[k], "images " + st.labels[k],
+          [&](const SplitStats& s) { t.Cell(s.images_per_label[k]); });
+    }
+    for (const auto& [source, n] : st.total.sources) {
+      row("sources/" + source, "source " + source, [&](const SplitStats& s) {
+        auto it = s.sources.find(source);
+        t.Cell(it == s.sources.end() ? 0 : it->second);
+      });
+    }
+    return Para("Image-level labels (a classification dataset: no boxes).", "muted") + t.Render();
+  }
   row("negatives", "negatives", [&](const SplitStats& s) { t.Cell(s.negatives); });
   row("negative_share", "negative share", [&](const SplitStats& s) {
     t.Cell(Percent(s.negatives, s.images), Share(s.negatives, s.images));
@@ -118,6 +136,32 @@ std::string ClassesSection(const DatasetStats& st) {
   for (size_t c = 0; c < segments.size(); ++c) {
     t.Row(segments[c], segments[c]);
     for (const auto& v : values) t.Cell(v[c]);
+  }
+  return out + t.Render();
+}
+
+std::string LabelsSection(const DatasetStats& st) {
+  std::vector<std::string> segments = st.labels;
+  segments.push_back("no label");
+  std::vector<Rgb> colours;
+  for (size_t k = 0; k < st.labels.size(); ++k) colours.push_back(ClassColour(k));
+  colours.push_back(kNegative);
+  std::vector<std::vector<int64_t>> values;
+  for (const auto& s : st.per_split) {
+    std::vector<int64_t> v = s.images_per_label;
+    v.push_back(s.images - s.images_with_labels);
+    values.push_back(std::move(v));
+  }
+  std::string out = Para("Images per label and split (an image with two labels counts in both).");
+  out += Legend(segments, colours);
+  out += StackedBars(st.splits, segments, colours, values);
+  std::vector<std::string> columns = st.splits;
+  columns.push_back("total");
+  Table t("labels" + st.id_suffix, "label", columns);
+  for (size_t k = 0; k < segments.size(); ++k) {
+    t.Row(segments[k], segments[k]);
+    for (const auto& v : values) t.Cell(v[k]);
+    t.Cell(k < st.labels.size() ? st.total.images_per_label[k] : st.total.images - st.total.images_with_labels);
   }
   return out + t.Render();
 }
@@ -265,13 +309,17 @@ std::string ValidationSection(const std::vector<ValidationResult>& validations) 
 }
 
 std::string GallerySection(const DatasetStats& st, const std::vector<GallerySet>& gallery, size_t per_group) {
-  std::string out = Para(fmt::format("Up to {} images per split and class, chosen by the pipeline's seed; boxes in "
-                                     "their class colours. Augmented copies (purple edge) follow their source.",
-                                     per_group),
+  std::string out = Para(st.image_level
+                             ? fmt::format("Up to {} images per split and label, chosen by the pipeline's seed.",
+                                           per_group)
+                             : fmt::format("Up to {} images per split and class, chosen by the pipeline's seed; boxes "
+                                           "in their class colours. Augmented copies (purple edge) follow their "
+                                           "source.",
+                                           per_group),
                          "muted");
   std::vector<Rgb> colours;
   for (size_t c = 0; c < st.classes.size(); ++c) colours.push_back(ClassColour(c));
-  out += Legend(st.classes, colours);
+  if (!st.image_level) out += Legend(st.classes, colours);
   std::string split;
   for (const auto& set : gallery) {
     if (set.split != split) {

@@ -24,8 +24,14 @@ struct Thumb {
 // Splits: images, patients, negatives (share, and the target when known),
 // augmented share, boxes, per class, per source. The data table's rows are
 // keyed like analyze's analysis.json ("images", "images_per_class/EDH"...)
-// and its columns are the splits then "total".
+// and its columns are the splits then "total". For an image-level dataset
+// (st.image_level) the negative and box rows give way to images with and
+// without a label and images per label ("images_per_label/Edema"); the
+// negative target is not shown.
 std::string SplitsSection(const DatasetStats& st, std::optional<double> negative_target);
+// Labels of an image-level dataset: one stacked bar per split (images per
+// label, "no label" last) and the table.
+std::string LabelsSection(const DatasetStats& st);
 // Classes: one stacked bar per split (images per class, negatives last) and
 // the legend.
 std::string ClassesSection(const DatasetStats& st);

@@ -23,6 +23,11 @@ files <name>.inputs.f32 and <name>.logits.f32.
 With torchxrayvision installed, --xrv exports its trained "all" model instead
 (xrv_all.pt with sigmoid + op_norm inside, and xrv_all_logits.onnx with
 logits only: give classify its op_threshs, printed by this script).
+
+Every file carries medpipe's marks (infer/model_info.h): medpipe.name,
+medpipe.outputs and, for the seeded networks, medpipe.untrained = true, as
+TorchScript extra files and ONNX metadata_props. medpipe then writes
+"untrained model: levels mean nothing" into every result of such a model.
 """
 import argparse
 import os
@@ -142,11 +147,19 @@ def make_model(tiny, seed, calibrate=None):
     return model
 
 
-def export(model, out_dir, name, channels=1, onnx_too=True):
+def marks(name, outputs, untrained):
+    """medpipe's marks, as strings (the same keys in both formats)."""
+    m = {"medpipe.name": name, "medpipe.outputs": str(outputs)}
+    if untrained:
+        m["medpipe.untrained"] = "true"
+    return m
+
+
+def export(model, out_dir, name, channels=1, onnx_too=True, model_marks=None):
     os.makedirs(out_dir, exist_ok=True)
     example = torch.rand(1, channels, 224, 224) * 2048 - 1024
     pt = os.path.join(out_dir, name + ".pt")
-    torch.jit.save(torch.jit.trace(model, example), pt)
+    torch.jit.save(torch.jit.trace(model, example), pt, _extra_files=dict(model_marks or {}))
     if not onnx_too:
         print(f"make_reference_model: wrote {pt}")
         return
@@ -156,6 +169,8 @@ def export(model, out_dir, name, channels=1, onnx_too=True):
     import onnx
     m = onnx.load(onnx_path)
     fold_identity_initializers(m)
+    if model_marks:
+        onnx.helper.set_model_props(m, dict(model_marks))
     onnx.save(m, onnx_path)
     print(f"make_reference_model: wrote {pt} and {onnx_path}")
 
@@ -186,7 +201,11 @@ def export_xrv(out_dir):
             f = F.relu(self.m.features(x))
             return self.m.classifier(F.adaptive_avg_pool2d(f, 1).flatten(1))
 
-    export(Logits(model), out_dir, "xrv_all_logits")
+    n = len(model.pathologies)
+    torch.jit.save(torch.jit.load(os.path.join(out_dir, "xrv_all.pt")), os.path.join(out_dir, "xrv_all.pt"),
+                   _extra_files=marks("torchxrayvision densenet121-res224-all", n, False))
+    export(Logits(model), out_dir, "xrv_all_logits",
+           model_marks=marks("torchxrayvision densenet121-res224-all (logits)", n, False))
     print("labels:", list(model.pathologies))
     print("op_threshs:", [None if t != t else round(float(t), 6) for t in model.op_threshs])
 
@@ -209,7 +228,9 @@ def main():
     import glob
     calibrate = sorted(glob.glob(os.path.join(a.calibrate, "*.png"))) if a.calibrate else None
     model = make_model(a.tiny, a.seed, calibrate)
-    export(model, a.out_dir, name, onnx_too=not a.no_onnx)
+    label = f"medpipe reference {'tiny DenseNet' if a.tiny else 'DenseNet121'} cxr (untrained, seed {a.seed})"
+    export(model, a.out_dir, name, onnx_too=not a.no_onnx,
+           model_marks=marks(label, model.classifier.out_features, True))
     if a.reference:
         write_reference(model, a.out_dir, name, a.reference, a.seed)
 

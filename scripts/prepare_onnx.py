@@ -6,8 +6,16 @@ OpenCV 4.6 refuses Identity nodes whose input is an initializer ("Identity
 ... inputs.size()", opencv/opencv#23886). This replaces each such node by a
 copy of its initializer under the node's output name.
 
-Usage: prepare_onnx.py IN.onnx OUT.onnx   (needs python3-onnx)
+It can also write medpipe's marks into the model's metadata_props
+(infer/model_info.h): --name NAME (medpipe.name), --untrained
+(medpipe.untrained = true: medpipe then says "untrained model: levels mean
+nothing" in every result) and the number of outputs (medpipe.outputs) read
+from the graph's first output when its shape is known. Marks already in the
+file are kept unless given again.
+
+Usage: prepare_onnx.py IN.onnx OUT.onnx [--name NAME] [--untrained]   (needs python3-onnx)
 """
+import argparse
 import sys
 
 import onnx
@@ -35,14 +43,36 @@ def fold_identity_initializers(model):
     return folded
 
 
+def set_marks(model, name=None, untrained=False):
+    """Adds medpipe's marks to `model`'s metadata_props, keeping others."""
+    props = {p.key: p.value for p in model.metadata_props}
+    if name:
+        props["medpipe.name"] = name
+    if untrained:
+        props["medpipe.untrained"] = "true"
+    out = model.graph.output[0].type.tensor_type.shape.dim if model.graph.output else []
+    sizes = [d.dim_value for d in out[1:]]
+    if sizes and all(v > 0 for v in sizes):
+        n = 1
+        for v in sizes:
+            n *= v
+        props["medpipe.outputs"] = str(n)
+    onnx.helper.set_model_props(model, props)
+
+
 def main(argv):
-    if len(argv) != 3:
-        sys.exit(__doc__)
-    model = onnx.load(argv[1])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("input")
+    ap.add_argument("output")
+    ap.add_argument("--name", help="medpipe.name: the model's name in medpipe's results")
+    ap.add_argument("--untrained", action="store_true", help="mark the weights as untrained (random)")
+    a = ap.parse_args(argv[1:])
+    model = onnx.load(a.input)
     n = fold_identity_initializers(model)
+    set_marks(model, a.name, a.untrained)
     onnx.checker.check_model(model)
-    onnx.save(model, argv[2])
-    print(f"prepare_onnx: folded {n} Identity node(s) into initializers: {argv[2]}")
+    onnx.save(model, a.output)
+    print(f"prepare_onnx: folded {n} Identity node(s) into initializers: {a.output}")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,31 @@
 // The web page of `medpipe serve`: one self-contained HTML document (inline
 // CSS and JS, no external scripts, fonts or images), so it works offline and
 // leaks nothing to third parties.
+#include <fmt/format.h>
+
 #include "serve/server.h"
 
 namespace medpipe {
+namespace {
 
-const std::string& TriagePage() {
+std::string EscapeHtml(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+constexpr const char* kModelSlot = "<!--MODEL-->";
+
+const std::string& PageTemplate() {
   static const std::string page = R"HTML(<!doctype html>
 <html lang="en">
 <head>
@@ -26,11 +46,13 @@ const std::string& TriagePage() {
   th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid #ddd; font-size: .9rem; }
   .error { color: #b00; }
   .note { color: #666; font-size: .85rem; }
+  .untrained { background: #b00; color: #fff; font-weight: bold; padding: .6rem 1rem; border-radius: 6px; }
 </style>
 </head>
 <body>
 <h1>Chest X-ray triage</h1>
 <p class="note">Research tool, not for clinical use. Results need expert review.</p>
+<!--MODEL-->
 <div id="drop">
   <p>Drop chest X-rays here (PNG, JPEG, DICOM) or</p>
   <input type="file" id="files" name="files" multiple accept=".png,.jpg,.jpeg,.dcm,image/*,application/dicom">
@@ -40,6 +62,7 @@ const std::string& TriagePage() {
 <div id="status" class="note"></div>
 <div id="summary"></div>
 <div id="csv"></div>
+<div id="result-warning"></div>
 <div id="results"></div>
 <div id="errors"></div>
 <script>
@@ -79,6 +102,9 @@ const std::string& TriagePage() {
     var results = document.getElementById("results");
     var errors = document.getElementById("errors");
     summary.textContent = ""; results.textContent = ""; errors.textContent = "";
+    var warning = document.getElementById("result-warning");
+    warning.textContent = "";
+    if (data.warning) warning.appendChild(el("p", data.warning, "untrained"));
     var levels = Object.keys(data.summary || {});
     levels.forEach(function (level) {
       var box = el("div", undefined, "count " + level);
@@ -153,6 +179,19 @@ const std::string& TriagePage() {
 </body>
 </html>
 )HTML";
+  return page;
+}
+
+}  // namespace
+
+std::string TriagePage(const ModelInfo& model) {
+  std::string slot = fmt::format("<p class=\"note\" id=\"model\">Model: {} ({}, sha256 {})</p>",
+                                 EscapeHtml(model.name), EscapeHtml(model.file), model.sha256);
+  if (model.untrained) {
+    slot = fmt::format("<p class=\"untrained\" id=\"model-warning\">{}</p>\n", kUntrainedWarning) + slot;
+  }
+  std::string page = PageTemplate();
+  page.replace(page.find(kModelSlot), std::string(kModelSlot).size(), slot);
   return page;
 }
 

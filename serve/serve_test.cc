@@ -157,12 +157,24 @@ TEST_F(ServeTest, BatchFromCurlEqualsTheClassifyStage) {
   for (auto& m : stage["summary"].GetObject()) {
     EXPECT_EQ(m.value.GetInt(), served["summary"][m.name.GetString()].GetInt()) << m.name.GetString();
   }
+  // The same model, named with its SHA-256, and the untrained warning.
+  ASSERT_TRUE(served.HasMember("model")) << p.out;
+  EXPECT_STREQ(served["model"]["sha256"].GetString(), stage["model"]["sha256"].GetString());
+  EXPECT_STREQ(served["model"]["name"].GetString(), stage["model"]["name"].GetString());
+  EXPECT_EQ(std::string(served["model"]["sha256"].GetString()).size(), 64u);
+  ASSERT_TRUE(served.HasMember("warning")) << p.out;
+  EXPECT_STREQ(served["warning"].GetString(), "untrained model: levels mean nothing");
   // The batch's CSV can be downloaded.
   httplib::Client c("127.0.0.1", port_);
   auto csv = c.Get(served["csv_url"].GetString());
   ASSERT_TRUE(csv);
   EXPECT_EQ(csv->status, 200);
   EXPECT_EQ(std::count(csv->body.begin(), csv->body.end(), '\n'), 11);
+  size_t warned = 0;
+  for (size_t p = 0; (p = csv->body.find(",untrained model: levels mean nothing\n", p)) != std::string::npos; ++p) {
+    ++warned;
+  }
+  EXPECT_EQ(warned, 10u) << csv->body;
 }
 
 TEST_F(ServeTest, BadRequestsGetJsonErrorsAndTheServerGoesOn) {
@@ -212,6 +224,16 @@ TEST_F(ServeTest, BadRequestsGetJsonErrorsAndTheServerGoesOn) {
   // One log line per request, never contents.
   const std::string log = testing::ReadText(*dir_ / "serve.log");
   EXPECT_NE(log.find("POST /predict_batch files=3 status=200"), std::string::npos) << log;
+  // The log says the model is untrained when it starts and on every
+  // prediction.
+  EXPECT_NE(log.find("medpipe serve: WARNING: untrained model: levels mean nothing"), std::string::npos) << log;
+  const size_t post = log.find("POST /predict_batch files=3 status=200");
+  EXPECT_NE(log.substr(post, log.find('\n', post) - post).find("(untrained model: levels mean nothing)"),
+            std::string::npos)
+      << log;
+  rapidjson::Document health = Parse(c.Get("/healthz")->body);
+  EXPECT_TRUE(health["untrained"].GetBool());
+  EXPECT_STREQ(health["warning"].GetString(), "untrained model: levels mean nothing");
   EXPECT_EQ(log.find("this is not an image"), std::string::npos);
 }
 
@@ -267,6 +289,11 @@ TEST_F(ServeTest, PageIsSelfContained) {
   EXPECT_EQ(r->body.find("http://"), std::string::npos);
   EXPECT_EQ(r->body.find("https://"), std::string::npos);
   EXPECT_EQ(r->body.find("src="), std::string::npos);
+  // The untrained model's warning is on the page before anything is
+  // uploaded, with the model's name.
+  EXPECT_NE(r->body.find("<p class=\"untrained\" id=\"model-warning\">untrained model: levels mean nothing</p>"),
+            std::string::npos);
+  EXPECT_NE(r->body.find("id=\"model\">Model: medpipe reference tiny DenseNet cxr"), std::string::npos);
 }
 
 // The page in a real browser: headless Chromium uploads 5 files through the
@@ -275,6 +302,7 @@ TEST_F(ServeTest, PageIsSelfContained) {
 TEST_F(ServeTest, WebPageInHeadlessChromium) {
   std::vector<std::pair<std::string, std::string>> files;
   std::vector<std::string> argv = {MEDPIPE_PYTHON, std::string(MEDPIPE_SOURCE_DIR) + "/serve/web_test.py",
+                                   "--expect-warning", "untrained model: levels mean nothing",
                                    "http://127.0.0.1:" + std::to_string(port_) + "/",
                                    std::string(MEDPIPE_TEST_MODELS) + "/serve_page.png", ""};
   for (int i = 0; i < 5; ++i) {
@@ -290,11 +318,31 @@ TEST_F(ServeTest, WebPageInHeadlessChromium) {
     expected += (expected.size() > 1 ? "," : "") + std::string("\"") + m.name.GetString() + "\":" +
                 std::to_string(m.value.GetInt());
   }
-  argv[4] = expected + "}";
+  argv[6] = expected + "}";
   fs::remove(std::string(MEDPIPE_TEST_MODELS) + "/serve_page.png");
   auto p = testing::RunProcess(argv, {"HOME=" + dir_->path().string()});
   EXPECT_EQ(p.exit_code, 0) << p.err << p.out;
   EXPECT_TRUE(fs::exists(std::string(MEDPIPE_TEST_MODELS) + "/serve_page.png"));
+}
+
+// A model that cannot serve the labels stops `medpipe serve` before it
+// listens, naming the file: no server that answers 500 to every batch.
+TEST(ServeModelTest, AModelThatCannotServeTheLabelsStopsTheServer) {
+  TempDir dir;
+  auto made = testing::RunProcess({MEDPIPE_PYTHON, std::string(MEDPIPE_SOURCE_DIR) + "/infer/test_models.py",
+                                   dir.path().string(), (kModels / "tiny_cxr.onnx").string()});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  fs::create_directories(dir / "img");
+  for (const char* model : {"unmarked.pt", "unknown_op.onnx"}) {
+    testing::WriteText(dir / "s.yaml", "workdir: work\nstages:\n  - id: triage\n    kind: classify\n"
+                                       "    params: {source: " + (dir / "img").string() + ", model: " +
+                                       (dir / model).string() + "}\n");
+    auto p = testing::RunProcess({testing::MedpipeBinary(), "serve", (dir / "s.yaml").string(), "--stage", "triage",
+                                  "--port", std::to_string(FreePort()), "--output", (dir / "out").string()});
+    EXPECT_EQ(p.exit_code, 1) << model << p.err;
+    EXPECT_NE(p.err.find(model), std::string::npos) << p.err;
+    EXPECT_EQ(p.err.find("http://"), std::string::npos) << p.err;  // it never listened
+  }
 }
 
 }  // namespace

@@ -131,12 +131,12 @@ struct TriageServer::Impl {
     }
     std::error_code ec;
     fs::create_directories(o.output / "batches", ec);
-    if (Status s = WriteNewFile(o.output / "batches" / (batch_id + ".csv"), TriageCsv(results, co.decision));
+    if (Status s = WriteNewFile(o.output / "batches" / (batch_id + ".csv"), TriageCsv(results, co.decision, classifier->model_info()));
         !s.ok()) {
       return json(500, JsonError(s.message()));
     }
     json(results.empty() ? 415 : 200,
-         TriageJson(results, co.decision, o.output.generic_string(), errors,
+         TriageJson(results, co.decision, classifier->model_info(), o.output.generic_string(), errors,
                     {{"batch_id", batch_id}, {"csv_url", "/batches/" + batch_id + ".csv"}}));
   }
 
@@ -162,12 +162,22 @@ struct TriageServer::Impl {
 
   void Setup() {
     server.set_payload_max_length(static_cast<size_t>(o.max_upload_mb) * 1024 * 1024);
-    server.Get("/", [](const httplib::Request&, httplib::Response& res) {
-      res.set_content(TriagePage(), "text/html; charset=utf-8");
+    server.Get("/", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(TriagePage(classifier->model_info()), "text/html; charset=utf-8");
     });
     server.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_content(fmt::format("{{\"status\":\"ok\",\"model\":\"{}\"}}", classifier->options().model.filename().string()),
-                      "application/json");
+      const ModelInfo& m = classifier->model_info();
+      rapidjson::StringBuffer buf;
+      rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+      w.StartObject();
+      w.Key("status"), w.String("ok");
+      w.Key("model"), w.String(m.file);
+      w.Key("model_name"), w.String(m.name);
+      w.Key("model_sha256"), w.String(m.sha256);
+      w.Key("untrained"), w.Bool(m.untrained);
+      if (m.untrained) w.Key("warning"), w.String(kUntrainedWarning);
+      w.EndObject();
+      res.set_content(buf.GetString(), "application/json");
     });
     server.Get("/labels", [this](const httplib::Request&, httplib::Response& res) { Labels(res); });
     server.Get(R"(/batches/([0-9]+-[0-9]+)\.csv)", [this](const httplib::Request& req, httplib::Response& res) {
@@ -197,11 +207,16 @@ struct TriageServer::Impl {
       RequestStart() = std::chrono::steady_clock::now();
       return httplib::Server::HandlerResponse::Unhandled;
     });
-    server.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+    // A prediction by an untrained model says so on its own line of the
+    // log too, so no excerpt of the log reads as a meaningful result.
+    const std::string untrained =
+        classifier->model_info().untrained ? std::string(" (") + kUntrainedWarning + ")" : std::string();
+    server.set_logger([untrained](const httplib::Request& req, const httplib::Response& res) {
       const double ms =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - RequestStart()).count();
-      std::fprintf(stderr, "%s %s files=%zu status=%d %.1f ms\n", req.method.c_str(), req.path.c_str(),
-                   req.files.count("files"), res.status, ms);
+      const char* note = req.path == "/predict_batch" ? untrained.c_str() : "";
+      std::fprintf(stderr, "%s %s files=%zu status=%d %.1f ms%s\n", req.method.c_str(), req.path.c_str(),
+                   req.files.count("files"), res.status, ms, note);
     });
   }
 };
@@ -232,8 +247,11 @@ Status TriageServer::Serve(const std::atomic<bool>* cancel) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   });
-  std::fprintf(stderr, "medpipe serve: http://%s:%d/ (model %s, output %s)\n", impl_->o.host.c_str(), impl_->o.port,
-               impl_->classifier->options().model.string().c_str(), impl_->o.output.string().c_str());
+  const ModelInfo& m = impl_->classifier->model_info();
+  std::fprintf(stderr, "medpipe serve: http://%s:%d/ (model %s: %s, sha256 %s, output %s)\n", impl_->o.host.c_str(),
+               impl_->o.port, impl_->classifier->options().model.string().c_str(), m.name.c_str(), m.sha256.c_str(),
+               impl_->o.output.string().c_str());
+  if (m.untrained) std::fprintf(stderr, "medpipe serve: WARNING: %s (%s)\n", kUntrainedWarning, m.name.c_str());
   impl_->server.listen_after_bind();
   done.store(true);
   watcher.join();

@@ -48,8 +48,9 @@ class TriageServer {
 std::string SanitizeUploadName(const std::string& name);
 
 // The self-contained page served at GET / (inline CSS and JS, no external
-// resources).
-const std::string& TriagePage();
+// resources), naming `model` and, for an untrained one, showing
+// kUntrainedWarning above everything else (#model-warning).
+std::string TriagePage(const ModelInfo& model);
 
 // `medpipe serve PIPELINE.yaml --stage ID [--host H] [--port P]
 // [--max-upload-mb N] [--max-files N] [--output DIR] [--threads N]`.

@@ -3,9 +3,11 @@
 chromium-driver, python3-selenium): loads /, uploads the files through the
 file input, clicks Predict, waits for the results, checks the summary counts
 against the JSON API's answer for the same files, and one row; saves a
-screenshot.
+screenshot. With --expect-warning TEXT, TEXT must be shown (displayed, not
+merely in the DOM) above the upload form when the page loads and above the
+results after the prediction: the untrained model's warning.
 
-  web_test.py URL SCREENSHOT.png EXPECTED_SUMMARY_JSON FILE...
+  web_test.py [--expect-warning TEXT] URL SCREENSHOT.png EXPECTED_SUMMARY_JSON FILE...
 
 Exit 0 when every check passes; the reason on stderr otherwise.
 """
@@ -21,7 +23,11 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 
 def main():
-    url, screenshot, expected, files = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4:]
+    args = sys.argv[1:]
+    warning = None
+    if args[:1] == ["--expect-warning"]:
+        warning, args = args[1], args[2:]
+    url, screenshot, expected, files = args[0], args[1], json.loads(args[2]), args[3:]
     profile = tempfile.mkdtemp(prefix="medpipe-chromium-")
     o = Options()
     o.binary_location = "/usr/bin/chromium"
@@ -33,6 +39,10 @@ def main():
     try:
         driver.set_page_load_timeout(60)
         driver.get(url)
+        if warning is not None:
+            banner = driver.find_element(By.ID, "model-warning")
+            if not banner.is_displayed() or warning not in banner.text:
+                sys.exit(f"page warning: {banner.text!r} (displayed: {banner.is_displayed()})")
         driver.find_element(By.ID, "files").send_keys("\n".join(files))
         driver.find_element(By.ID, "predict").click()
         WebDriverWait(driver, 120).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-done"))
@@ -51,6 +61,10 @@ def main():
             sys.exit("first row: " + " | ".join(c.text for c in cells))
         if not driver.find_element(By.ID, "csv-link").get_attribute("href"):
             sys.exit("no CSV link")
+        if warning is not None:
+            shown = driver.find_element(By.ID, "result-warning")
+            if not shown.is_displayed() or warning not in shown.text:
+                sys.exit(f"results warning: {shown.text!r}")
         driver.save_screenshot(screenshot)
     finally:
         driver.quit()

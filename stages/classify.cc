@@ -130,8 +130,19 @@ class ClassifyStage : public Stage {
       batches.push_back(std::move(b));
     }
 
-    // The model is loaded on first need: a resumed run whose batches are all
-    // in the journal never loads it.
+    // What the results say of the model (name, SHA-256, the untrained
+    // mark), read from the file without loading it.
+    Result<ModelInfo> info = InspectModel(o_.model);
+    if (!info.ok()) return Status::Failed(info.status().message());
+    if (info->untrained) {
+      ctx.Log(fmt::format("{}: {} ({})", kUntrainedWarning, info->name, info->file));
+    }
+
+    // The model is loaded before the items when any will run here, so a
+    // model that does not load, or does not fit the labels, fails the stage
+    // once instead of failing every batch; a resumed run whose batches are
+    // all in the journal never loads it. A cluster run's controller loads
+    // it too, once, as that check before its array tasks are submitted.
     ClassifierOptions options = o_;
     options.threads = tbb::this_task_arena::max_concurrency();
     std::once_flag load_once;
@@ -141,15 +152,35 @@ class ClassifyStage : public Stage {
       if (!classifier.ok()) return Status::Failed(classifier.status().message());
       return classifier->get();
     };
+    const std::vector<bool> will_run = ctx.WillRun(tasks, "infer");
+    if (std::find(will_run.begin(), will_run.end(), true) != will_run.end()) {
+      MEDPIPE_RETURN_IF_ERROR(get().status());
+    }
 
+    // A model-level failure inside an item (the model stops loading or
+    // running) ends the stage after RunItems, like a failed load above.
+    std::mutex fatal_mu;
+    Status fatal;
+    auto model_failure = [&](const Status& s) {
+      std::lock_guard<std::mutex> lock(fatal_mu);
+      if (fatal.ok()) fatal = s;
+      return s;
+    };
     std::atomic<int64_t> inferred{0};
     MEDPIPE_ASSIGN_OR_RETURN(
         std::vector<ItemResult> results,
         ctx.RunItems(tasks, [&](size_t b, ItemOutput&) -> Result<std::string> {
-          MEDPIPE_ASSIGN_OR_RETURN(const Classifier* c, get());
+          Result<const Classifier*> c = get();
+          if (!c.ok()) return model_failure(c.status());
           inferred.fetch_add(1);
-          return ClassifyBatch(*c, in, in_dir, batches[b]);
+          Result<std::string> payload = ClassifyBatch(**c, in, in_dir, batches[b]);
+          if (!payload.ok()) return model_failure(payload.status());
+          return payload;
         }, "infer"));
+    {
+      std::lock_guard<std::mutex> lock(fatal_mu);
+      if (!fatal.ok()) return Status::Failed(fatal.message());
+    }
     // In the log, not in report.json: a resumed run's outputs stay
     // byte-identical to an uninterrupted one's.
     ctx.Log(fmt::format("inferred {} of {} batches ({} from the journal)", inferred.load(), batches.size(),
@@ -235,13 +266,15 @@ class ClassifyStage : public Stage {
     }
     ctx.Count("images", static_cast<int64_t>(out.images.size()));
     MEDPIPE_RETURN_IF_ERROR(ctx.WriteDataset(out));
-    MEDPIPE_RETURN_IF_ERROR(ctx.WriteOutput("results.csv", TriageCsv(triage, o_.decision)));
-    MEDPIPE_RETURN_IF_ERROR(ctx.WriteOutput("results.json", TriageJson(triage, o_.decision, ctx.id())));
-    MEDPIPE_RETURN_IF_ERROR(ctx.WriteOutput("summary.json", SummaryJson(triage, o_.decision, failed)));
+    MEDPIPE_RETURN_IF_ERROR(ctx.WriteOutput("results.csv", TriageCsv(triage, o_.decision, *info)));
+    MEDPIPE_RETURN_IF_ERROR(ctx.WriteOutput("results.json", TriageJson(triage, o_.decision, *info, ctx.id())));
+    MEDPIPE_RETURN_IF_ERROR(ctx.WriteOutput("summary.json", SummaryJson(triage, o_.decision, *info, failed)));
     std::string line = "levels:";
     for (const auto& l : o_.decision.levels) line += fmt::format(" {} {}", l, CountOf(triage, l));
     line += fmt::format(", {} {}", o_.decision.no_finding, CountOf(triage, o_.decision.no_finding));
     if (failed) line += fmt::format(", {} unreadable", failed);
+    line += fmt::format(" (model {}, sha256 {})", info->name, info->sha256.substr(0, 12));
+    if (info->untrained) line += fmt::format("; {}", kUntrainedWarning);
     ctx.Log(line);
     return Status::OK();
   }
@@ -357,6 +390,10 @@ Result<ClassifierOptions> ParseClassifyParams(const Params& p) {
     return p.Error("model", "file not found: " + o.model.string() +
                                 " (scripts/make_reference_model.py writes an untrained reference network)");
   }
+  // What can be told without loading the network: the file is a model of
+  // its format, and the outputs it declares fit the labels.
+  Result<ModelInfo> info = InspectModel(o.model);
+  if (!info.ok()) return p.Error("model", info.status().message());
   o.batch = static_cast<int>(p.GetInt("batch"));
   if (o.batch < 1 || o.batch > 256) return p.Error("batch", "must be within 1..256");
 
@@ -417,6 +454,9 @@ Result<ClassifierOptions> ParseClassifyParams(const Params& p) {
     }
   }
   std::vector<std::string> errors;
+  if (Status s = CheckDeclaredOutputs(*info, dec.labels.size()); !s.ok()) {
+    errors.push_back(p.Error(p.Has("labels") ? "labels" : "model", s.message()).message());
+  }
   for (const DecisionError& e : ValidateDecision(dec)) {
     errors.push_back(p.Error(e.param, e.message).message());
   }

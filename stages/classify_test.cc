@@ -122,7 +122,7 @@ TEST_F(ClassifyTest, WritesLevelsLinksResultsAndADataset) {
   EXPECT_EQ(csv.substr(0, csv.find('\n')),
             "file,index,top_label,top_probability,risk_level,top1,top2,top3,Atelectasis,Consolidation,Infiltration,"
             "Pneumothorax,Edema,Emphysema,Fibrosis,Effusion,Pneumonia,Pleural_Thickening,Cardiomegaly,Nodule,Mass,"
-            "Hernia,Lung Lesion,Fracture,Lung Opacity,Enlarged Cardiomediastinum");
+            "Hernia,Lung Lesion,Fracture,Lung Opacity,Enlarged Cardiomediastinum,model,model_sha256,warning");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 11);
   const std::string report = testing::ReadText(dir_ / "work/triage/report.json");
   EXPECT_NE(report.find("broken.png"), std::string::npos);
@@ -223,6 +223,8 @@ TEST_F(ClassifyTest, SourceFolderThroughTheBinary) {
   for (auto& item : res["results"].GetArray()) dicom |= std::string(item["filename"].GetString()) == "mono1.dcm";
   EXPECT_TRUE(dicom);
   EXPECT_NE((p.out + p.err).find("levels: High"), std::string::npos) << p.out << p.err;
+  // The console says the reference network is untrained.
+  EXPECT_NE((p.out + p.err).find("untrained model: levels mean nothing"), std::string::npos) << p.out << p.err;
 }
 
 TEST_F(ClassifyTest, OnnxModelGivesTheSameResults) {
@@ -243,6 +245,134 @@ TEST_F(ClassifyTest, OnnxModelGivesTheSameResults) {
     for (auto& m : a["all_probs"].GetObject()) {
       EXPECT_NEAR(m.value.GetDouble(), b["all_probs"][m.name.GetString()].GetDouble(), 1e-3);
     }
+  }
+}
+
+// The files of infer/test_models.py in `dir` (models that do not load, or
+// do not fit the labels, or carry no marks).
+void MakeTestModels(const fs::path& dir) {
+  auto p = testing::RunProcess({MEDPIPE_PYTHON, std::string(MEDPIPE_SOURCE_DIR) + "/infer/test_models.py", dir.string(),
+                                (kModels / "tiny_cxr.onnx").string()});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1) {
+    out.push_back(text.substr(start, nl - start));
+  }
+  return out;
+}
+
+// The reference network is untrained and says so: results.json,
+// summary.json, every row of results.csv and the stage's console line carry
+// "untrained model: levels mean nothing", and the results name the model
+// and its SHA-256.
+TEST_F(ClassifyTest, ResultsNameTheModelAndSayItIsUntrained) {
+  auto r = Run("batch: 4");
+  ASSERT_EQ(r.summary.exit_code, 0) << r.Of("triage").reason;
+  auto sum = testing::RunProcess({"/usr/bin/sha256sum", (kModels / "tiny_cxr.pt").string()});
+  const std::string sha = sum.out.substr(0, 64);
+  for (const char* rel : {"results.json", "summary.json"}) {
+    rapidjson::Document doc = Json(rel);
+    ASSERT_TRUE(doc.HasMember("model")) << rel;
+    EXPECT_EQ(std::string(doc["model"]["sha256"].GetString()), sha) << rel;
+    EXPECT_STREQ(doc["model"]["file"].GetString(), "tiny_cxr.pt");
+    EXPECT_NE(std::string(doc["model"]["name"].GetString()).find("untrained"), std::string::npos);
+    EXPECT_TRUE(doc["model"]["untrained"].GetBool());
+    ASSERT_TRUE(doc.HasMember("warning")) << rel;
+    EXPECT_STREQ(doc["warning"].GetString(), "untrained model: levels mean nothing");
+  }
+  const std::vector<std::string> rows = Lines(testing::ReadText(dir_ / "work/triage/results.csv"));
+  ASSERT_EQ(rows.size(), 11u);
+  for (size_t i = 1; i < rows.size(); ++i) {
+    EXPECT_NE(rows[i].find("," + sha + ",untrained model: levels mean nothing"), std::string::npos) << rows[i];
+  }
+  const std::string log = testing::ReadText(dir_ / "work" / kMetaDir / "run.log");
+  bool said = false;
+  for (const auto& line : Lines(log)) {
+    if (line.find("triage: levels:") == std::string::npos) continue;
+    said = line.find("untrained model: levels mean nothing") != std::string::npos &&
+           line.find(sha.substr(0, 12)) != std::string::npos;
+  }
+  EXPECT_TRUE(said) << log;
+}
+
+// A model without the mark gets no warning, but still its name and SHA-256.
+TEST_F(ClassifyTest, AnUnmarkedModelGetsNoWarning) {
+  TempDir models;
+  MakeTestModels(models.path());
+  std::string yaml = Yaml("batch: 4");
+  yaml.replace(yaml.find((kModels / "tiny_cxr.pt").string()), (kModels / "tiny_cxr.pt").string().size(),
+               (models / "unmarked.onnx").string());
+  auto r = testing::RunYaml(testing::TestKinds(), dir_.path(), yaml);
+  ASSERT_EQ(r.summary.exit_code, 0) << r.Of("triage").reason;
+  rapidjson::Document res = Json("results.json");
+  EXPECT_FALSE(res.HasMember("warning"));
+  EXPECT_FALSE(res["model"]["untrained"].GetBool());
+  EXPECT_STREQ(res["model"]["name"].GetString(), "unmarked.onnx");
+  const std::vector<std::string> rows = Lines(testing::ReadText(dir_ / "work/triage/results.csv"));
+  ASSERT_GT(rows.size(), 1u);
+  EXPECT_EQ(rows[1].back(), ',') << rows[1];  // an empty warning cell
+  EXPECT_EQ(testing::ReadText(dir_ / "work" / kMetaDir / "run.log").find("untrained"), std::string::npos);
+}
+
+// A model that passes the file check but does not load, or whose outputs
+// do not fit the labels, fails the stage once: not "done, N failed".
+TEST_F(ClassifyTest, AModelThatDoesNotLoadOrFitFailsTheStage) {
+  TempDir models;
+  MakeTestModels(models.path());
+  for (const char* file : {"unknown_op.onnx", "unmarked.pt"}) {
+    fs::remove_all(dir_ / "work");
+    std::string yaml = Yaml("batch: 4");
+    yaml.replace(yaml.find((kModels / "tiny_cxr.pt").string()), (kModels / "tiny_cxr.pt").string().size(),
+                 (models / file).string());
+    auto r = testing::RunYaml(testing::TestKinds(), dir_.path(), yaml);
+    EXPECT_NE(r.summary.exit_code, 0) << file;
+    EXPECT_EQ(r.Of("triage").state, StageOutcome::State::kFailed) << file;
+    EXPECT_NE(r.Of("triage").reason.find(file), std::string::npos) << r.Of("triage").reason;
+    EXPECT_FALSE(fs::exists(dir_ / "work/triage/results.json")) << file;
+  }
+  auto r = testing::RunYaml(testing::TestKinds(), dir_.path(), [&] {
+    std::string yaml = Yaml("batch: 4");
+    yaml.replace(yaml.find((kModels / "tiny_cxr.pt").string()), (kModels / "tiny_cxr.pt").string().size(),
+                 (models / "unmarked.pt").string());
+    return yaml;
+  }());
+  EXPECT_NE(r.Of("triage").reason.find("gives 5 outputs per image but 18 labels"), std::string::npos)
+      << r.Of("triage").reason;
+}
+
+// `medpipe validate` tells what it can without running the network: a
+// missing file, a file that is not a model of its format, declared outputs
+// that do not fit the labels; each at the param's file:line:col.
+TEST_F(ClassifyTest, ValidateRefusesWhatIsNotALoadableModel) {
+  TempDir models;
+  MakeTestModels(models.path());
+  testing::WriteText(models / "junk.onnx", "<html>not a model</html>\n");
+  testing::WriteText(models / "junk.pt", "PK but not really a zip\n");
+  auto validate = [&](const fs::path& model, const std::string& extra) {
+    testing::WriteText(dir_ / "v.yaml", "workdir: work\nstages:\n  - id: triage\n    kind: classify\n"
+                                        "    params: {source: data/img, model: " + model.string() + extra + "}\n");
+    return testing::RunProcess({testing::MedpipeBinary(), "validate", (dir_ / "v.yaml").string()});
+  };
+  auto ok = validate(kModels / "tiny_cxr.pt", "");
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  struct Case {
+    fs::path model;
+    std::string extra, says;
+  };
+  for (const Case& c : {Case{models / "missing.onnx", "", "file not found"},
+                        Case{models / "junk.onnx", "", "junk.onnx: not a loadable model"},
+                        Case{models / "junk.pt", "", "junk.pt: not a loadable model"},
+                        Case{models / "state_dict.pt", "", "state_dict.pt: not a loadable model"},
+                        Case{kModels / "tiny_cxr.pt", ", labels: [A, B, C]", "gives 18 outputs per image but 3 labels"},
+                        Case{models / "unmarked.onnx", ", labels: [A, B]", "gives 18 outputs per image but 2 labels"}}) {
+    auto p = validate(c.model, c.extra);
+    EXPECT_NE(p.exit_code, 0) << c.model;
+    EXPECT_NE(p.err.find("v.yaml:5:"), std::string::npos) << p.err;
+    EXPECT_NE(p.err.find(c.says), std::string::npos) << p.err;
   }
 }
 

@@ -18,6 +18,7 @@
 // is the report.
 #include <fmt/format.h>
 #include <openssl/evp.h>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <unordered_map>
@@ -140,7 +141,7 @@ class ReportStage : public Stage {
     MEDPIPE_ASSIGN_OR_RETURN(std::vector<report::Thumb> made, MakeThumbs(ctx, datasets, thumbs));
 
     // The page.
-    report::Page page(o_.title.empty() ? "medpipe report: " + ctx.id() : o_.title);
+    report::Page page(o_.title.empty() ? "medpipe report: " + ctx.id() : o_.title);  // empty: no file name
     report::Provenance prov;
     std::vector<std::string> input_ids;
     for (const auto& in : ctx.inputs()) input_ids.push_back(in.id);
@@ -172,8 +173,14 @@ class ReportStage : public Stage {
                             report::Escape(diffs.front()) + fmt::format("; {} difference(s) in all).</p>\n", diffs.size());
       }
       page.Section(sid("splits"), heading("Splits"), splits);
-      page.Section(sid("classes"), heading("Classes"), report::ClassesSection(in.stats));
-      page.Section(sid("boxes"), heading("Boxes"), report::BoxesSection(in.stats));
+      if (in.stats.image_level) {
+        // Labels and risk levels (the latter in the attributes section),
+        // not box tables of a dataset that has no boxes.
+        page.Section(sid("labels"), heading("Labels"), report::LabelsSection(in.stats));
+      } else {
+        page.Section(sid("classes"), heading("Classes"), report::ClassesSection(in.stats));
+        page.Section(sid("boxes"), heading("Boxes"), report::BoxesSection(in.stats));
+      }
       page.Section(sid("patients"), heading("Patients across splits"), report::PatientsSection(in.stats));
       std::vector<report::GallerySet> sets;
       for (const auto& g : in.gallery) {
@@ -213,7 +220,8 @@ class ReportStage : public Stage {
     for (const auto& d : datasets) images += static_cast<int64_t>(d.ds.images.size());
     ctx.Count("images", images);
     ctx.Count("thumbnails", static_cast<int64_t>(thumbs.size()));
-    ctx.Log("report: " + (ctx.dir() / "report.html").string());
+    // Log lines are prefixed with the stage id already ("report: ...").
+    ctx.Log("wrote " + (ctx.dir() / "report.html").string());
     return Status::OK();
   }
 
@@ -307,10 +315,26 @@ class ReportStage : public Stage {
   ReportOptions o_;
 };
 
+// The pipeline's name as the parser takes it (graph/parser.cc): its `name`,
+// else the file's stem. A factory sees only its stage's declaration, so the
+// name is read again from the file the declaration came from.
+std::string PipelineName(const fs::path& file) {
+  try {
+    const YAML::Node root = YAML::LoadFile(file.string());
+    if (root.IsMap() && root["name"] && root["name"].IsScalar() && !root["name"].Scalar().empty()) {
+      return root["name"].Scalar();
+    }
+  } catch (const YAML::Exception&) {
+    // Parsed once already; a file gone since then leaves the stem.
+  }
+  return file.stem().string();
+}
+
 Result<std::unique_ptr<Stage>> MakeReport(const StageDecl& d, uint64_t) {
   const Params& p = d.params;
   ReportOptions o;
   o.title = p.GetString("title");
+  if (o.title.empty()) o.title = PipelineName(d.loc.file);
   const int64_t per_class = p.GetInt("gallery_per_class");
   if (per_class < 0 || per_class > 1000) return p.Error("gallery_per_class", "must be within 0..1000");
   o.gallery_per_class = static_cast<size_t>(per_class);
@@ -352,7 +376,7 @@ void RegisterReport(Registry* registry) {
   spec.min_inputs = 1;
   spec.max_inputs = -1;
   spec.params = {
-      {"title", ParamType::kString, "", false, "the page title (default: 'medpipe report: <id>')", {}},
+      {"title", ParamType::kString, "", false, "the page title (default: the pipeline's name)", {}},
       {"gallery_per_class", ParamType::kInt, "4", false,
        "gallery images per split and class (and negatives), a seeded choice", {}},
       {"gallery_copies", ParamType::kInt, "3", false, "augmented copies shown beside each gallery image", {}},

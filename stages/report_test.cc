@@ -10,6 +10,7 @@
 
 #include "dataset/coco_io.h"
 #include "report/html.h"
+#include "runner/checkpoint.h"
 #include "tests/test_util.h"
 
 namespace medpipe {
@@ -390,6 +391,75 @@ TEST(ReportAttributesTest, FoldRiskMachineAndProbabilitySections) {
                                           "  - id: r\n    kind: report\n    inputs: [d]\n");
   ASSERT_EQ(p.summary.exit_code, 0);
   EXPECT_EQ(testing::ReadText(plain / "work/r/report.html").find("id=\"attributes\""), std::string::npos);
+}
+
+// A classify pipeline's report (the tiny reference network over a folder of
+// images): what the dataset has, labels per split and risk levels, in
+// place of box tables and a "negatives 100%" that only say no image has a
+// box. The title is the pipeline's name, and the console line names the
+// file once ("report: wrote ...", not "report: report: ...").
+TEST(ReportImageLevelTest, ClassifyPipelineShowsLabelsAndRiskLevels) {
+  TempDir dir;
+  testing::MakeExampleData(dir / "data", 3, 2);
+  testing::RunResult r = testing::RunYaml(
+      testing::TestKinds(), dir.path(),
+      "name: chest-triage\nworkdir: work\nstages:\n"
+      "  - id: triage\n    kind: classify\n    params: {source: data/images, threshold: 0.5, model: " +
+          (fs::path(MEDPIPE_TEST_MODELS) / "tiny_cxr.pt").string() +
+          "}\n"
+          "  - id: report\n    kind: report\n    inputs: [triage]\n");
+  ASSERT_EQ(r.summary.exit_code, 0) << r.Of("triage").reason << r.Of("report").reason;
+  Result<Dataset> ds = ReadCoco(dir / "work/triage/dataset.json");
+  ASSERT_TRUE(ds.ok());
+  ASSERT_EQ(ds->images.size(), 6u);
+  std::map<std::string, int64_t> per_label, per_level;
+  int64_t without = 0;
+  for (const Image& img : ds->images) {
+    for (const auto& l : img.labels) per_label[l]++;
+    if (img.labels.empty()) ++without;
+    per_level[std::get<std::string>(img.attributes.at("risk_level"))]++;
+  }
+  ASSERT_FALSE(per_label.empty());
+
+  const std::string html = testing::ReadText(dir / "work/report/report.html");
+  EXPECT_NE(html.find("<title>chest-triage</title>"), std::string::npos);
+  auto labels = TableCells(html, "labels");
+  for (const auto& [label, n] : per_label) {
+    EXPECT_EQ((labels[{label, "total"}]), std::to_string(n)) << label;
+  }
+  EXPECT_EQ((labels[{"no label", "total"}]), std::to_string(without));
+  auto risk = TableCells(html, "risk_level");
+  for (const auto& [level, n] : per_level) EXPECT_EQ((risk[{level, "unsplit"}]), std::to_string(n)) << level;
+  auto splits = TableCells(html, "splits");
+  EXPECT_EQ((splits[{"images_with_labels", "total"}]), std::to_string(6 - without));
+  EXPECT_EQ(splits.count({"negative_share", "total"}), 0u);
+  EXPECT_EQ(splits.count({"boxes", "total"}), 0u);
+  EXPECT_EQ(html.find("tbl-box_stats"), std::string::npos);
+  EXPECT_EQ(html.find("tbl-boxes_per_image"), std::string::npos);
+  EXPECT_EQ(html.find("negative share"), std::string::npos);
+  EXPECT_EQ(html.find("<h4>negatives</h4>"), std::string::npos);
+
+  const std::string log = testing::ReadText(dir / "work" / kMetaDir / "run.log");
+  EXPECT_EQ(log.find("report: report:"), std::string::npos) << log;
+  EXPECT_NE(log.find("report: wrote " + (dir / "work/report/report.html").string()), std::string::npos) << log;
+}
+
+// A box dataset keeps its box tables and negative share; without a `name`
+// the title is the file's stem, as the pipeline's name is.
+TEST(ReportImageLevelTest, BoxDatasetKeepsBoxTablesTitleFromTheFile) {
+  TempDir dir;
+  testing::MakeExampleData(dir / "data", 1, 2);
+  testing::WriteText(dir / "data/ds.json", testing::ReadText(dir / "data/boxes.coco.json"));
+  testing::RunResult r = testing::RunYaml(testing::TestKinds(), dir.path(),
+                                          "workdir: work\nstages:\n"
+                                          "  - id: d\n    kind: emit\n    params: {coco: data/ds.json}\n"
+                                          "  - id: r\n    kind: report\n    inputs: [d]\n");
+  ASSERT_EQ(r.summary.exit_code, 0);
+  const std::string html = testing::ReadText(dir / "work/r/report.html");
+  EXPECT_NE(html.find("<title>pipeline</title>"), std::string::npos);  // testing::RunYaml writes pipeline.yaml
+  EXPECT_NE(html.find("tbl-box_stats"), std::string::npos);
+  EXPECT_EQ(TableCells(html, "splits").count({"negative_share", "total"}), 1u);
+  EXPECT_EQ(html.find("tbl-labels"), std::string::npos);
 }
 
 // The demo's workflow (configs/hemorrhage_v4.yaml on small synthetic data)
