@@ -129,6 +129,7 @@ class Parser {
     CheckKeys(node, kStageKeys, "stage key");
     StageDecl d;
     d.loc = LocOf(path_, node);
+    d.pipeline_name = p->name;
     YAML::Node id = node["id"];
     if (!id || !id.IsScalar() || id.Scalar().empty()) {
       Error(node, "stage has no 'id'");

@@ -29,6 +29,9 @@ struct KindSpec {
   // its RunItems passes become job arrays. Whole-dataset kinds (merge,
   // split, validate, ...) always run in the controller.
   bool cluster_items = false;
+  // Its items are extras beside its product (the report's thumbnails): all
+  // of them failing is counted as problems but does not fail the stage.
+  bool items_are_extras = false;
   // Paths inside object params, for the checks a run makes before any work:
   // {param, key} says every mapping key `key`, at any depth of the object
   // param `param`, holds a path relative to the pipeline file (merge's
@@ -51,6 +54,7 @@ struct StageDecl {
   bool inputs_malformed = false;      // 'inputs' was not a list: skip count checks
   Params params;                    // typed, defaults applied
   SourceLoc loc;                    // of the stage's entry in the file
+  std::string pipeline_name;        // the pipeline's name (overrides applied), for titles
   const KindSpec* spec = nullptr;
 };
 

@@ -312,7 +312,8 @@ class Execution {
     // A stage none of whose items worked produced nothing a user wants: it
     // fails (its journal keeps the failures, so a rerun does not repeat them
     // unless the inputs or params changed).
-    if (const ItemCounts& c = ctx.item_counts(); s.ok() && c.total > 0 && c.failed == c.total) {
+    if (const ItemCounts& c = ctx.item_counts();
+        s.ok() && c.total > 0 && c.failed == c.total && !(d.spec && d.spec->items_are_extras)) {
       s = Status::Failed(fmt::format("every one of its {} item{} failed (see the problems above and {}/report.json)",
                                      c.total, c.total == 1 ? "" : "s", d.id));
     }

@@ -315,26 +315,11 @@ class ReportStage : public Stage {
   ReportOptions o_;
 };
 
-// The pipeline's name as the parser takes it (graph/parser.cc): its `name`,
-// else the file's stem. A factory sees only its stage's declaration, so the
-// name is read again from the file the declaration came from.
-std::string PipelineName(const fs::path& file) {
-  try {
-    const YAML::Node root = YAML::LoadFile(file.string());
-    if (root.IsMap() && root["name"] && root["name"].IsScalar() && !root["name"].Scalar().empty()) {
-      return root["name"].Scalar();
-    }
-  } catch (const YAML::Exception&) {
-    // Parsed once already; a file gone since then leaves the stem.
-  }
-  return file.stem().string();
-}
-
 Result<std::unique_ptr<Stage>> MakeReport(const StageDecl& d, uint64_t) {
   const Params& p = d.params;
   ReportOptions o;
   o.title = p.GetString("title");
-  if (o.title.empty()) o.title = PipelineName(d.loc.file);
+  if (o.title.empty()) o.title = d.pipeline_name.empty() ? fs::path(d.loc.file).stem().string() : d.pipeline_name;
   const int64_t per_class = p.GetInt("gallery_per_class");
   if (per_class < 0 || per_class > 1000) return p.Error("gallery_per_class", "must be within 0..1000");
   o.gallery_per_class = static_cast<size_t>(per_class);
@@ -375,6 +360,7 @@ void RegisterReport(Registry* registry) {
       "validate stages";
   spec.min_inputs = 1;
   spec.max_inputs = -1;
+  spec.items_are_extras = true;  // its thumbnails: a missing image is a problem, the report is still whole
   spec.params = {
       {"title", ParamType::kString, "", false, "the page title (default: the pipeline's name)", {}},
       {"gallery_per_class", ParamType::kInt, "4", false,
