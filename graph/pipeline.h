@@ -29,6 +29,11 @@ struct KindSpec {
   // its RunItems passes become job arrays. Whole-dataset kinds (merge,
   // split, validate, ...) always run in the controller.
   bool cluster_items = false;
+  // `${NAME}` placeholders the kind fills in its params at run time (its
+  // output folder, an input's folder, the current item): the file's
+  // environment expansion leaves them as written. A trailing '*' matches any
+  // rest ("inputs.*"). Every other `${VAR}` is expanded as anywhere.
+  std::vector<std::string> placeholders = {};
 };
 
 class KindCatalog {
