@@ -267,6 +267,23 @@ TEST_F(CommandTest, ConfigErrorsNameTheParamAndEnvironmentExpansionStillWorks) {
   EXPECT_EQ(ReadText(dir_ / "work/c/w.txt"), "hello\n");
 }
 
+TEST_F(CommandTest, PlaceholdersAreKeptOnlyInTheParamsOfKindsThatDeclareThem) {
+  Status s = Load("  - id: other\n    kind: analyze\n    inputs: [ann]\n    params: {}\n    description: '${out}'\n");
+  EXPECT_TRUE(Contains(s.message(), "environment variable out is not set")) << s.message();
+}
+
+TEST_F(CommandTest, ThreadsPerItemBoundsHowManyItemsRunAtOnce) {
+  TempDir lock;
+  // mkdir is atomic: an item that finds the folder taken ran beside another.
+  auto r = Run("  - id: each\n    kind: command\n    inputs: [ann]\n    params:\n"
+               "      foreach: {files: 'images/*.png'}\n      threads_per_item: 2\n"
+               "      run: 'mkdir " + (lock / "busy").string() + " || exit 9; sleep 0.1; rmdir " +
+               (lock / "busy").string() + "; echo \"$OMP_NUM_THREADS ${threads}\" > t.txt'\n");
+  ASSERT_EQ(r.summary.exit_code, 0);
+  EXPECT_EQ(r.Of("each").items.failed, 0) << "with 2 threads and 2 per item, one item at a time";
+  EXPECT_EQ(ReadText(dir_ / "work/each/images/P0001_001/t.txt"), "2 2\n");
+}
+
 TEST_F(CommandTest, NamedEnvironmentVariablesArePassedAndFingerprinted) {
   const std::string stage = "  - id: c\n    kind: command\n    params:\n"
                             "      run: 'echo \"$MEDPIPE_TEST_MODEL/$HIDDEN_ONE\" > m.txt'\n"
