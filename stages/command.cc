@@ -201,6 +201,7 @@ class CommandStage : public Stage {
       return Status::Failed(fmt::format("the command {} (full output: {})", Ending(r, spec_.timeout_s), log.string()));
     }
     MEDPIPE_ASSIGN_OR_RETURN(std::vector<std::string> files, ListTree(ctx.dir()));
+    int64_t adopted = 0;
     for (const auto& rel : files) {
       if (rel == "report.json") {
         ctx.Problem(rel, "report.json is medpipe's record of the stage's problems: name your file otherwise",
@@ -212,8 +213,9 @@ class CommandStage : public Stage {
         continue;
       }
       MEDPIPE_RETURN_IF_ERROR(ctx.AdoptOutput(rel));
+      ++adopted;
     }
-    ctx.Count("output_files", static_cast<int64_t>(files.size()));
+    ctx.Count("output_files", adopted);
     return Status::OK();
   }
 

@@ -62,13 +62,13 @@ std::string VariableOf(const std::string& body, const CommandSpec& spec) {
 Status CheckPlaceholders(const std::string& text, const CommandSpec& spec, const Params& params) {
   for (const auto& p : FindPlaceholders(text)) {
     std::string var = VariableOf(p.body, spec);
-    if (var.empty()) {
-      if (p.body.rfind("inputs.", 0) == 0) {
-        return params.Error("run", fmt::format("${{{}}}: '{}' is not an input of this stage (inputs: {})", p.body,
-                                               p.body.substr(7), Join(spec.input_ids, ", ")));
-      }
-      return params.Error("run", fmt::format("${{{}}}: no such placeholder (see 'medpipe stages command')", p.body));
+    if (var.empty() && p.body.rfind("inputs.", 0) == 0) {
+      return params.Error("run", fmt::format("${{{}}}: '{}' is not an input of this stage (inputs: {})", p.body,
+                                             p.body.substr(7), Join(spec.input_ids, ", ")));
     }
+    // Anything else the file's expansion left is the shell's own `$${var}`
+    // (a typo like ${otu} was already refused there as an unset variable).
+    if (var.empty()) continue;
     bool per_item = p.body == "item" || p.body == "item_key" || p.body == "item_out" || p.body.rfind("item.", 0) == 0;
     if (per_item && spec.foreach.kind == Foreach::kNone) {
       return params.Error("run", fmt::format("${{{}}} is an item's: it needs `foreach`", p.body));
@@ -239,7 +239,9 @@ std::vector<std::string> CommandSpec::Argv(const CommandEnv& env) const {
     std::string text;
     size_t at = 0;
     for (const auto& p : FindPlaceholders(run_text)) {
-      text += run_text.substr(at, p.begin - at) + "${" + VariableOf(p.body, *this) + "}";
+      std::string var = VariableOf(p.body, *this);
+      if (var.empty()) continue;  // the shell's own variable: kept as written
+      text += run_text.substr(at, p.begin - at) + "${" + var + "}";
       at = p.end;
     }
     text += run_text.substr(at);
@@ -256,7 +258,8 @@ std::vector<std::string> CommandSpec::Argv(const CommandEnv& env) const {
     size_t at = 0;
     for (const auto& p : FindPlaceholders(a)) {
       auto it = values.find(VariableOf(p.body, *this));
-      arg += a.substr(at, p.begin - at) + (it == values.end() ? std::string() : it->second);
+      if (it == values.end()) continue;  // not a placeholder: kept as written
+      arg += a.substr(at, p.begin - at) + it->second;
       at = p.end;
     }
     out.push_back(arg + a.substr(at));
