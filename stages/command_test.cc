@@ -265,6 +265,7 @@ TEST_F(CommandTest, ConfigErrorsNameTheParamAndEnvironmentExpansionStillWorks) {
   auto r = Run("  - id: c\n    kind: command\n    params: {run: 'echo ${MEDPIPE_TEST_WORD} > \"${out}/w.txt\"'}\n");
   ASSERT_EQ(r.summary.exit_code, 0);
   EXPECT_EQ(ReadText(dir_ / "work/c/w.txt"), "hello\n");
+  ::unsetenv("MEDPIPE_TEST_WORD");
   // `$${f}` is the shell's own variable, kept for the shell.
   r = Run("  - id: c\n    kind: command\n    params: {run: 'for f in a b; do echo $${f}; done > l.txt'}\n");
   ASSERT_EQ(r.summary.exit_code, 0);
