@@ -15,8 +15,18 @@ bool IsNameChar(char c, bool first) {
   return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (!first && c >= '0' && c <= '9');
 }
 
+using Placeholders = std::vector<std::string>;
+
+bool IsPlaceholder(const std::string& body, const Placeholders& keep) {
+  for (const auto& p : keep) {
+    if (!p.empty() && p.back() == '*' ? body.rfind(p.substr(0, p.size() - 1), 0) == 0 : body == p) return true;
+  }
+  return false;
+}
+
 // Expands one scalar. Returns false (with `error` set) on the first problem.
-bool ExpandScalar(const std::string& in, const EnvLookup& env, std::string* out, std::string* error) {
+bool ExpandScalar(const std::string& in, const EnvLookup& env, const Placeholders& keep, std::string* out,
+                  std::string* error) {
   out->clear();
   for (size_t i = 0; i < in.size(); ++i) {
     if (in[i] != '$') {
@@ -38,6 +48,11 @@ bool ExpandScalar(const std::string& in, const EnvLookup& env, std::string* out,
       return false;
     }
     std::string body = in.substr(i + 2, close - i - 2);
+    if (IsPlaceholder(body, keep)) {
+      *out += in.substr(i, close - i + 1);
+      i = close;
+      continue;
+    }
     std::string name = body, fallback;
     bool has_default = false;
     if (size_t d = body.find(":-"); d != std::string::npos) {
@@ -72,12 +87,13 @@ bool ExpandScalar(const std::string& in, const EnvLookup& env, std::string* out,
   return true;
 }
 
-void Walk(YAML::Node node, const std::string& path, const EnvLookup& env, std::vector<std::string>* errors) {
+void Walk(YAML::Node node, const std::string& path, const EnvLookup& env, std::vector<std::string>* errors,
+          const Placeholders& keep = {}) {
   if (node.IsScalar()) {
     const std::string& text = node.Scalar();
     if (text.find('$') == std::string::npos) return;
     std::string out, error;
-    if (!ExpandScalar(text, env, &out, &error)) {
+    if (!ExpandScalar(text, env, keep, &out, &error)) {
       errors->push_back(fmt::format("{}: {}", LocOf(path, node).ToString(), error));
     } else if (out != text) {
       node = out;
@@ -85,10 +101,19 @@ void Walk(YAML::Node node, const std::string& path, const EnvLookup& env, std::v
     return;
   }
   if (node.IsSequence()) {
-    for (auto child : node) Walk(child, path, env, errors);
+    for (auto child : node) Walk(child, path, env, errors, keep);
   } else if (node.IsMap()) {
-    for (auto kv : node) Walk(kv.second, path, env, errors);
+    for (auto kv : node) Walk(kv.second, path, env, errors, keep);
   }
+}
+
+// The placeholders a stage entry's kind keeps in its params, if any.
+const Placeholders* StagePlaceholders(const YAML::Node& stage, const KindCatalog* catalog) {
+  if (!catalog || !stage.IsMap()) return nullptr;
+  YAML::Node kind = stage["kind"];
+  if (!kind || !kind.IsScalar()) return nullptr;
+  const KindSpec* spec = catalog->FindKind(kind.Scalar());
+  return spec && !spec->placeholders.empty() ? &spec->placeholders : nullptr;
 }
 
 }  // namespace
@@ -111,8 +136,23 @@ bool IsCredentialVariable(const std::string& name) {
 }
 
 void ExpandEnvironment(YAML::Node root, const std::string& path, const EnvLookup& env,
-                       std::vector<std::string>* errors) {
-  Walk(root, path, env, errors);
+                       std::vector<std::string>* errors, const KindCatalog* catalog) {
+  YAML::Node stages = root.IsMap() ? root["stages"] : YAML::Node();
+  if (!stages || !stages.IsSequence()) return Walk(root, path, env, errors);
+  for (auto kv : root) {
+    if (!(kv.first.IsScalar() && kv.first.Scalar() == "stages")) Walk(kv.second, path, env, errors);
+  }
+  for (auto stage : stages) {
+    const Placeholders* keep = StagePlaceholders(stage, catalog);
+    if (!keep || !stage.IsMap()) {
+      Walk(stage, path, env, errors);
+      continue;
+    }
+    for (auto kv : stage) {
+      bool params = kv.first.IsScalar() && kv.first.Scalar() == "params";
+      Walk(kv.second, path, env, errors, params ? *keep : Placeholders{});
+    }
+  }
 }
 
 Result<Override> ParseOverride(const std::string& arg) {

@@ -29,9 +29,10 @@ bool IsCredentialVariable(const std::string& name);
 // empty, as in the shell) in every scalar of `root`, in place; `$$` is a
 // literal `$`. Appends one "file:line:col: message" per problem to `errors`:
 // an unset variable without a default, an unterminated `${`, a bad name, a
-// credential variable.
+// credential variable. With a `catalog`, the params of a stage whose kind
+// declares placeholders (KindSpec::placeholders) keep those as written.
 void ExpandEnvironment(YAML::Node root, const std::string& path, const EnvLookup& env,
-                       std::vector<std::string>* errors);
+                       std::vector<std::string>* errors, const KindCatalog* catalog = nullptr);
 
 // One `--set STAGE.params.NAME=VALUE` (or `seed=N`, `workdir=PATH`,
 // `name=TEXT`, `strict=BOOL`) from the command line.

@@ -33,7 +33,7 @@ class Parser {
       return Status::Config(fmt::format("{}:{}:{}: YAML syntax error: {}", path_, e.mark.line + 1,
                                         e.mark.column + 1, e.msg));
     }
-    ExpandEnvironment(root, path_, options_.env ? options_.env : ProcessEnv(), &errors_);
+    ExpandEnvironment(root, path_, options_.env ? options_.env : ProcessEnv(), &errors_, &catalog_);
     std::vector<Override> overrides;
     for (const auto& arg : options_.overrides) {
       Result<Override> o = ParseOverride(arg);

@@ -36,7 +36,12 @@ struct KindSpec {
   // {param, key} says every mapping key `key`, at any depth of the object
   // param `param`, holds a path relative to the pipeline file (merge's
   // sources: [{path: ...}] is {"sources", "path"}).
-  std::vector<std::pair<std::string, std::string>> nested_paths;
+  std::vector<std::pair<std::string, std::string>> nested_paths = {};
+  // `${NAME}` placeholders the kind fills in its params at run time (its
+  // output folder, an input's folder, the current item): the file's
+  // environment expansion leaves them as written. A trailing '*' matches any
+  // rest ("inputs.*"). Every other `${VAR}` is expanded as anywhere.
+  std::vector<std::string> placeholders = {};
 };
 
 class KindCatalog {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <set>
 
 #include "runner/item_journal.h"
 #include "runner/runner.h"
@@ -34,6 +35,38 @@ std::string StageFingerprint(const StageDecl& decl, const fs::path& base, uint64
   for (const auto& fp : input_output_fps) h.Field(fp);
   return h.HexDigest();
 }
+
+namespace {
+
+// An external fingerprint of named parts ("script=<hash>;env=<hash>", or ""
+// for none), or nullopt for a plain one.
+std::optional<std::map<std::string, std::string>> ExternalParts(const std::string& fp) {
+  std::map<std::string, std::string> parts;
+  for (const auto& part : Split(fp, ';')) {
+    size_t eq = part.find('=');
+    if (eq == std::string::npos || eq == 0) return std::nullopt;
+    parts[part.substr(0, eq)] = part.substr(eq + 1);
+  }
+  return parts;
+}
+
+// "script changed" when a stage names the parts of its external
+// fingerprint; "source files changed" otherwise.
+std::string ExternalChange(const std::string& before, const std::string& now) {
+  auto a = ExternalParts(before), b = ExternalParts(now);
+  if (!a || !b) return "source files changed";
+  std::set<std::string> names;
+  for (const auto& [k, v] : *a) names.insert(k);
+  for (const auto& [k, v] : *b) names.insert(k);
+  std::vector<std::string> why;
+  for (const auto& k : names) {
+    auto x = a->find(k), y = b->find(k);
+    if (x == a->end() || y == b->end() || x->second != y->second) why.push_back(k + " changed");
+  }
+  return why.empty() ? "source files changed" : Join(why, ", ");
+}
+
+}  // namespace
 
 Verdict Judge(const StageDecl& decl, const fs::path& base, const fs::path& stage_dir, uint64_t seed,
               const std::string& external,
@@ -83,7 +116,7 @@ Verdict Judge(const StageDecl& decl, const fs::path& base, const fs::path& stage
   for (const auto& [in, fp] : prev->inputs) {
     if (!input_output_fps.count(in)) why.push_back("input " + in + " removed");
   }
-  if (prev->external != external) why.push_back("source files changed");
+  if (prev->external != external) why.push_back(ExternalChange(prev->external, external));
   if (why.empty()) why.push_back("fingerprint changed");
   return {false, Join(why, ", ")};
 }

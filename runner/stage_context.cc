@@ -58,19 +58,47 @@ Status ItemOutput::WriteFile(const std::string& rel, std::string_view bytes) {
   return Status::OK();
 }
 
-Status ItemOutput::Symlink(const std::string& rel, const fs::path& target) {
-  MEDPIPE_RETURN_IF_ERROR(CheckRel(rel));
-  MEDPIPE_RETURN_IF_ERROR(disk_->SymlinkAtomic(dir_ / rel, target));
-  // A link's content is what it points at: the hash covers the target path
-  // and the state of the file finally reached, so a source image changed in
-  // place changes this stage's output fingerprint and reruns its dependants.
-  fs::path link = dir_ / rel;
+namespace {
+
+// A link's content is what it points at: the hash covers the target path and
+// the state of the file finally reached, so a source image changed in place
+// changes this stage's output fingerprint and reruns its dependants.
+std::string SymlinkHash(const fs::path& link, const fs::path& target) {
   struct stat st;
   std::string state = ::stat(link.c_str(), &st) == 0
                           ? std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
                                 std::to_string(st.st_mtim.tv_nsec)
                           : "dangling";
-  MEDPIPE_ASSIGN_OR_RETURN(FileRecord rec, RecordOf(dir_, rel, HashBytes("symlink:" + target.string() + "\n" + state)));
+  return HashBytes("symlink:" + target.string() + "\n" + state);
+}
+
+}  // namespace
+
+Status ItemOutput::Symlink(const std::string& rel, const fs::path& target) {
+  MEDPIPE_RETURN_IF_ERROR(CheckRel(rel));
+  MEDPIPE_RETURN_IF_ERROR(disk_->SymlinkAtomic(dir_ / rel, target));
+  MEDPIPE_ASSIGN_OR_RETURN(FileRecord rec, RecordOf(dir_, rel, SymlinkHash(dir_ / rel, target)));
+  files_.push_back(std::move(rec));
+  return Status::OK();
+}
+
+Status ItemOutput::Adopt(const std::string& rel) {
+  MEDPIPE_RETURN_IF_ERROR(CheckRel(rel));
+  const fs::path path = dir_ / rel;
+  FileStat st = StatPath(path);
+  if (!st.exists || st.is_dir) return Status::NotFound(path.string() + ": no such file to record");
+  std::string hash;
+  if (st.is_symlink) {
+    std::error_code ec;
+    fs::path target = fs::read_symlink(path, ec);
+    if (ec) return Status::IOError(path.string() + ": cannot read link: " + ec.message());
+    hash = SymlinkHash(path, target);
+  } else {
+    Result<std::string> bytes = ReadFile(path);
+    if (!bytes.ok()) return Status::IOError(bytes.status().message());
+    hash = HashBytes(*bytes);
+  }
+  MEDPIPE_ASSIGN_OR_RETURN(FileRecord rec, RecordOf(dir_, rel, std::move(hash)));
   files_.push_back(std::move(rec));
   return Status::OK();
 }
@@ -136,6 +164,13 @@ Status StageContext::WriteOutput(const std::string& rel, std::string_view bytes)
   if (worker_) return Status::OK();  // stage-level outputs are the controller's
   ItemOutput out(disk_, dir_);
   MEDPIPE_RETURN_IF_ERROR(out.WriteFile(rel, bytes));
+  return Record(std::move(out.files_));
+}
+
+Status StageContext::AdoptOutput(const std::string& rel) {
+  if (worker_) return Status::OK();  // stage-level outputs are the controller's
+  ItemOutput out(disk_, dir_);
+  MEDPIPE_RETURN_IF_ERROR(out.Adopt(rel));
   return Record(std::move(out.files_));
 }
 

@@ -40,6 +40,10 @@ class ItemOutput {
   Status Hardlink(const std::string& rel, const fs::path& source);
   // Writes a copy of the bytes of the file `source` reaches to <stage dir>/<rel>.
   Status Copy(const std::string& rel, const fs::path& source);
+  // Records <stage dir>/<rel>, a file or symlink something else wrote there
+  // (a child process), hashing it as written: its bytes, or a symlink's
+  // target as Symlink does. What the caller adopts is the caller's to vet.
+  Status Adopt(const std::string& rel);
 
  private:
   friend class StageContext;
@@ -122,6 +126,9 @@ class StageContext {
   const std::vector<InputArtifact>& inputs() const { return inputs_; }
   Disk* disk() const { return disk_; }
   bool cancelled() const { return cancel_ && cancel_->load(); }
+  // The run's cancel flag (may be null), for waits outside TBB such as a
+  // child process that must be killed on Ctrl-C.
+  const std::atomic<bool>* cancel_flag() const { return cancel_; }
 
   // Reads input `i`'s dataset.json.
   Result<Dataset> ReadInputDataset(size_t i) const;
@@ -129,6 +136,9 @@ class StageContext {
   // Stage-level outputs (not per item), atomic and recorded.
   Status WriteOutput(const std::string& rel, std::string_view bytes);
   Status WriteDataset(const Dataset& dataset);  // as "dataset.json"
+  // Records a stage-level output written by something else (see
+  // ItemOutput::Adopt), so the commit records its hash like any output.
+  Status AdoptOutput(const std::string& rel);
 
   // Runs `work` for every task in parallel on the run's TBB arena, taking
   // from the journal the items an earlier attempt finished. Results are in

@@ -75,6 +75,7 @@ const Registry& BuiltinRegistry() {
     RegisterEchoExport(r);
     RegisterReport(r);
     RegisterClassify(r);
+    RegisterCommand(r);
     return r;
   }();
   return *registry;

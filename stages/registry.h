@@ -58,5 +58,6 @@ void RegisterDegrade(Registry* registry);
 void RegisterEchoExport(Registry* registry);
 void RegisterReport(Registry* registry);
 void RegisterClassify(Registry* registry);
+void RegisterCommand(Registry* registry);
 
 }  // namespace medpipe

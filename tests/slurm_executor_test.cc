@@ -5,7 +5,7 @@
 // controller killed mid-stage and rerun takes its jobs over without
 // submitting any shard twice, and repairs a torn journal part; a task that
 // fails every attempt fails the stage naming its log; Ctrl-C cancels the
-// stage's tasks.
+// stage's tasks; a per-item command stage runs as an array too.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -186,6 +186,21 @@ TEST_F(SlurmExecutorTest, CtPrepIsByteIdenticalToALocalRunFor1_3And8Shards) {
     EXPECT_TRUE(Contains(last_err_, "run prep (ctprep, items on Slurm)")) << last_err_;
     EXPECT_TRUE(slurm == local) << SnapshotDiff(local, slurm);
   }
+}
+
+// A per-item command stage (issue 20) over convert's PNGs: its items go to
+// array tasks like a built-in stage's, and end byte-identical to local.
+TEST_F(SlurmExecutorTest, PerItemCommandStageIsByteIdenticalToALocalRun) {
+  const std::string yaml = Convert() +
+                           "  - id: sums\n    kind: command\n    inputs: [conv]\n    params:\n"
+                           "      foreach: {files: '*.png'}\n"
+                           "      run: 'cksum < \"${item}\" > sum.txt; echo \"${item_key}\" > key.txt'\n";
+  TempDir dir;
+  std::map<std::string, std::string> local = RunClean(dir, yaml);
+  ASSERT_GT(local.size(), 100u);
+  std::map<std::string, std::string> slurm = RunClean(dir, yaml + SlurmBlock(3));
+  EXPECT_TRUE(Contains(last_err_, "run sums (command, items on Slurm)")) << last_err_;
+  EXPECT_TRUE(slurm == local) << SnapshotDiff(local, slurm);
 }
 
 TEST_F(SlurmExecutorTest, ACancelledTaskIsResubmittedAndRedoesNothingItFinished) {
